@@ -1,0 +1,141 @@
+#!/usr/bin/env node
+/**
+ * The `room-manager` command: `serve` runs the server, `migrate` brings the database schema up to
+ * date. Every setting is a flag or an environment variable (src/config/schema.ts).
+ */
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig, redactUrl } from '../config/load.js';
+import { SETTINGS } from '../config/schema.js';
+import { createLogger } from '../log/logger.js';
+import { RoomServer } from '../server.js';
+import { openStore } from '../store/open-store.js';
+import { VERSION } from '../version.js';
+
+const COMMANDS = {
+  serve: 'Run the server (WebSocket and HTTP on one port).',
+  migrate: 'Apply pending database migrations and exit (serve also does this at start).',
+} as const;
+type Command = keyof typeof COMMANDS;
+
+function usage(command?: Command): string {
+  if (!command) {
+    return [
+      `room-manager ${VERSION}`,
+      '',
+      'Usage: room-manager <command> [options]',
+      '',
+      'Commands:',
+      ...Object.entries(COMMANDS).map(([name, text]) => `  ${name.padEnd(10)} ${text}`),
+      '',
+      'Run `room-manager <command> --help` for its options.',
+    ].join('\n');
+  }
+  const settings =
+    command === 'migrate'
+      ? SETTINGS.filter((s) => ['databaseUrl', 'logLevel', 'logFormat'].includes(s.key))
+      : SETTINGS;
+  const lines = [
+    `Usage: room-manager ${command} [options]`,
+    '',
+    COMMANDS[command],
+    '',
+    'Options (flag / environment variable, default):',
+  ];
+  for (const s of settings) {
+    lines.push(`  --${s.flag} <value>   ${s.env}   default ${s.shownDefault}`);
+    lines.push(`      ${s.description}`);
+  }
+  lines.push('  -h, --help   Show this help.');
+  return lines.join('\n');
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [first, ...rest] = argv;
+  if (!first || first === '--help' || first === '-h' || first === 'help') {
+    console.log(usage());
+    return first ? 0 : 1;
+  }
+  if (first === '--version' || first === '-v') {
+    console.log(VERSION);
+    return 0;
+  }
+  if (!(first in COMMANDS)) {
+    console.error(`Unknown command: ${first}\n\n${usage()}`);
+    return 2;
+  }
+  const command = first as Command;
+
+  let flags: Record<string, string | boolean | undefined>;
+  try {
+    const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = {
+      help: { type: 'boolean', short: 'h' },
+    };
+    for (const s of SETTINGS) options[s.flag] = { type: 'string' };
+    flags = parseArgs({ args: rest, options, strict: true, allowPositionals: false }).values as typeof flags;
+  } catch (err) {
+    console.error(`${(err as Error).message}\n\n${usage(command)}`);
+    return 2;
+  }
+  if (flags.help) {
+    console.log(usage(command));
+    return 0;
+  }
+
+  let config;
+  try {
+    config = loadConfig({ flags, env: process.env });
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(err.message);
+      return 2;
+    }
+    throw err;
+  }
+
+  if (command === 'migrate') {
+    const log = createLogger(config);
+    const store = openStore(config.databaseUrl);
+    try {
+      const applied = await store.migrate();
+      log.info(
+        { database: redactUrl(config.databaseUrl), applied },
+        applied.length ? 'migrations applied' : 'schema is up to date',
+      );
+    } finally {
+      await store.close();
+    }
+    return 0;
+  }
+
+  const server = new RoomServer(config);
+  const log = server.log;
+  try {
+    await server.start();
+  } catch (err) {
+    log.fatal({ err }, 'could not start');
+    await server.stop().catch(() => undefined);
+    return 1;
+  }
+  await new Promise<void>((resolve) => {
+    const onSignal = (signal: NodeJS.Signals) => {
+      log.info({ signal }, 'shutting down');
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      resolve();
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  });
+  await server.stop();
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    console.error(err);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,57 @@
+import { ConfigSchema, SETTINGS, type Config } from './schema.js';
+import { parseAddressRange } from '../transport/client-ip.js';
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/**
+ * Builds the configuration from environment variables, then CLI flags (flags win), then
+ * programmatic overrides (tests and embedding). Throws ConfigError naming the setting at fault.
+ */
+export function loadConfig(
+  options: {
+    flags?: Record<string, string | boolean | undefined>;
+    env?: NodeJS.ProcessEnv;
+    overrides?: Partial<Config>;
+  } = {},
+): Config {
+  const raw: Record<string, unknown> = {};
+  const env = options.env ?? {};
+  for (const s of SETTINGS) {
+    const fromEnv = env[s.env];
+    if (fromEnv !== undefined && fromEnv !== '') raw[s.key] = fromEnv;
+    const fromFlag = options.flags?.[s.flag];
+    if (fromFlag !== undefined) raw[s.key] = fromFlag;
+  }
+  Object.assign(raw, options.overrides ?? {});
+
+  const parsed = ConfigSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const key = String(issue.path[0] ?? '');
+    const spec = SETTINGS.find((s) => s.key === key);
+    const name = spec ? `--${spec.flag} / ${spec.env}` : key || 'configuration';
+    const value = key in raw ? ` (got ${JSON.stringify(raw[key])})` : '';
+    throw new ConfigError(`Invalid setting ${name}${value}: ${issue.message}`);
+  }
+  const config = parsed.data;
+  for (const entry of config.trustedProxies) {
+    if (!parseAddressRange(entry)) {
+      throw new ConfigError(
+        `Invalid setting --trusted-proxies / TRUSTED_PROXIES: "${entry}" is not an IP address or CIDR range`,
+      );
+    }
+  }
+  if (!/^(sqlite:)/.test(config.databaseUrl)) {
+    throw new ConfigError(
+      `Invalid setting --database-url / DATABASE_URL: "${redactUrl(config.databaseUrl)}" is not a supported database (use sqlite:PATH)`,
+    );
+  }
+  return config;
+}
+
+/** Hides a password in a database URL, for logs and error messages. */
+export function redactUrl(url: string): string {
+  return url.replace(/^([a-z0-9+]+:\/\/[^:/@]*:)[^@]*@/i, '$1***@');
+}

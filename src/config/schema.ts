@@ -1,0 +1,175 @@
+/**
+ * The one configuration schema. Every setting has a CLI flag, an environment variable, a
+ * default and a description; `room-manager serve --help` and the README table are made from
+ * this list, so a new setting is added here and nowhere else.
+ */
+import { z } from 'zod';
+
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const list = z.union([z.array(z.string()), z.string()]).transform((v) =>
+  (Array.isArray(v) ? v : v.split(','))
+    .flatMap((s) => s.split(','))
+    .map((s) => s.trim())
+    .filter(Boolean),
+);
+
+export interface SettingSpec {
+  /** Key in the parsed Config object. */
+  key: string;
+  /** Long CLI flag without the dashes. */
+  flag: string;
+  /** Environment variable. */
+  env: string;
+  /** Shown by --help and in the README. */
+  description: string;
+  /** Default as shown to a person. */
+  shownDefault: string;
+  /** Whether the flag takes no value (`--flag` alone means true). */
+  boolean?: boolean;
+  schema: z.ZodType;
+}
+
+// Each entry: the setting, its default, and why the default is what it is.
+export const SETTINGS: SettingSpec[] = [
+  {
+    key: 'port',
+    flag: 'port',
+    env: 'PORT',
+    // 8765 is the original server's port; existing clients connect there. 0 picks a free port.
+    schema: int(0, 65535).default(8765),
+    shownDefault: '8765',
+    description: 'TCP port for WebSocket and HTTP (0 = any free port, logged at start).',
+  },
+  {
+    key: 'host',
+    flag: 'host',
+    env: 'HOST',
+    // Empty = every interface, IPv6 and IPv4 alike (Node's default), as the original listened.
+    schema: z.string().default(''),
+    shownDefault: '(all interfaces)',
+    description: 'Address to listen on.',
+  },
+  {
+    key: 'databaseUrl',
+    flag: 'database-url',
+    env: 'DATABASE_URL',
+    // Embedded SQLite so that a fresh machine needs nothing else; the folder is created.
+    schema: z.string().min(1).default('sqlite:./data/room-manager.db'),
+    shownDefault: 'sqlite:./data/room-manager.db',
+    description: 'Where the record is kept: sqlite:PATH (sqlite::memory: for a throwaway database).',
+  },
+  {
+    key: 'trustedProxies',
+    flag: 'trusted-proxies',
+    env: 'TRUSTED_PROXIES',
+    // Nobody is trusted by default: X-Forwarded-For from an untrusted peer is spoofable.
+    schema: list.default([]),
+    shownDefault: '(none)',
+    description:
+      'Comma-separated IPs or CIDRs of reverse proxies whose X-Real-IP / X-Forwarded-For are believed.',
+  },
+  {
+    key: 'helloTimeoutMs',
+    flag: 'hello-timeout-ms',
+    env: 'HELLO_TIMEOUT_MS',
+    // Long enough for a phone on a bad network, short enough that idle sockets do not pile up.
+    schema: int(100, 600_000).default(10_000),
+    shownDefault: '10000',
+    description: 'A connection that sends no hello within this many milliseconds is closed.',
+  },
+  {
+    key: 'maxFrameBytes',
+    flag: 'max-frame-bytes',
+    env: 'MAX_FRAME_BYTES',
+    // 64 KiB fits any realistic control/state message and bounds per-frame memory.
+    schema: int(1024, 16 * 1024 * 1024).default(65_536),
+    shownDefault: '65536',
+    description:
+      'Largest accepted frame in bytes. Larger frames get error payload_too_large; frames over 4x are cut with close 1009.',
+  },
+  {
+    key: 'sameDevice',
+    flag: 'same-device',
+    env: 'SAME_DEVICE',
+    // A phone that reconnects before its old socket timed out should not appear twice.
+    schema: z.enum(['replace', 'allow']).default('replace'),
+    shownDefault: 'replace',
+    description:
+      'A second connection of a device_id in the same room: replace closes the older one (4009); allow keeps both.',
+  },
+  {
+    key: 'logLevel',
+    flag: 'log-level',
+    env: 'LOG_LEVEL',
+    // info: one line per connect, room assignment, disconnect and error; never per message.
+    schema: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+    shownDefault: 'info',
+    description: 'trace | debug | info | warn | error | fatal | silent.',
+  },
+  {
+    key: 'logFormat',
+    flag: 'log-format',
+    env: 'LOG_FORMAT',
+    // auto: human-readable on a terminal, JSON lines otherwise (for log shippers).
+    schema: z.enum(['auto', 'json', 'pretty']).default('auto'),
+    shownDefault: 'auto',
+    description: 'auto (pretty on a terminal, JSON otherwise) | json | pretty.',
+  },
+  {
+    key: 'statusIntervalMs',
+    flag: 'status-interval-ms',
+    env: 'STATUS_INTERVAL_MS',
+    // The original printed its status report every minute.
+    schema: int(0, 86_400_000).default(60_000),
+    shownDefault: '60000',
+    description: 'Interval of the status log line (live connections, active rooms); 0 turns it off.',
+  },
+  {
+    key: 'writerBatchSize',
+    flag: 'writer-batch-size',
+    env: 'WRITER_BATCH_SIZE',
+    // Large transactions amortise commit cost; 2000 rows stay well under statement limits.
+    schema: int(1, 100_000).default(2000),
+    shownDefault: '2000',
+    description: 'Most records the batching writer puts in one transaction.',
+  },
+  {
+    key: 'writerFlushMs',
+    flag: 'writer-flush-ms',
+    env: 'WRITER_FLUSH_MS',
+    // Records reach the database within ~this long under light load; heavy load flushes by size.
+    schema: int(0, 60_000).default(50),
+    shownDefault: '50',
+    description: 'Longest a record waits in memory before the writer flushes it.',
+  },
+  {
+    key: 'roomCacheSize',
+    flag: 'room-cache-size',
+    env: 'ROOM_CACHE_SIZE',
+    // Known room and device entries kept in memory so that hellos rarely read the database.
+    schema: int(0, 10_000_000).default(100_000),
+    shownDefault: '100000',
+    description: 'How many known rooms and devices are cached in memory (0 = always ask the database).',
+  },
+];
+
+const shape: Record<string, z.ZodType> = {};
+for (const s of SETTINGS) shape[s.key] = s.schema;
+
+export const ConfigSchema = z.object(shape).strict() as unknown as z.ZodType<Config>;
+
+export interface Config {
+  port: number;
+  host: string;
+  databaseUrl: string;
+  trustedProxies: string[];
+  helloTimeoutMs: number;
+  maxFrameBytes: number;
+  sameDevice: 'replace' | 'allow';
+  logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
+  logFormat: 'auto' | 'json' | 'pretty';
+  statusIntervalMs: number;
+  writerBatchSize: number;
+  writerFlushMs: number;
+  roomCacheSize: number;
+}

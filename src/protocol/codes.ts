@@ -1,0 +1,79 @@
+/**
+ * Every error code and WebSocket close code the server uses, in one place.
+ *
+ * Error frames look like `{"type":"error","message":<text>,"code":<ErrorCode>}`. The `message`
+ * texts of the original Go server are kept byte for byte (Level 1 clients match on them); the
+ * `code` is ours and is what new clients should match on.
+ *
+ * Close codes: 1000/1001/1009/1011 are the RFC 6455 meanings; 4000–4999 are ours, one per reason
+ * the server ends a connection. docs/protocol.md lists the same table.
+ */
+
+export const ErrorCode = {
+  /** Hello was not JSON, not an object, or a field had the wrong type. */
+  InvalidIdentity: 'invalid_identity',
+  /** Hello without a non-empty `identity`. */
+  MissingIdentity: 'missing_identity',
+  /** Hello without a non-empty `device_id`. */
+  MissingDeviceId: 'missing_device_id',
+  /** Hello names a room that does not exist (or is not a well-formed room code). */
+  RoomNotFound: 'room_not_found',
+  /** A frame after the hello that is not a JSON object. The connection stays open. */
+  InvalidJson: 'invalid_json',
+  /** A frame larger than the configured maximum. */
+  PayloadTooLarge: 'payload_too_large',
+  /** No hello within the configured time. */
+  HelloTimeout: 'hello_timeout',
+  /** Too many messages, connections or failed joins. */
+  RateLimited: 'rate_limited',
+  /** Authentication failed. */
+  Unauthorized: 'unauthorized',
+  /** Something this request needs (the database) is not available right now. */
+  Unavailable: 'unavailable',
+  /** The server failed unexpectedly while handling this request. */
+  Internal: 'internal_error',
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/** The original server's error texts, kept exactly. */
+export const ErrorText = {
+  InvalidIdentity: 'Invalid JSON format for identity',
+  MissingIdentity: 'Missing identity field',
+  MissingDeviceId: 'Missing device_id field',
+  InvalidJson: 'Invalid JSON format',
+  roomNotFound: (roomId: string) => `Room ${roomId} does not exist`,
+} as const;
+
+export const CloseCode = {
+  /** RFC 6455: normal closure. */
+  Normal: 1000,
+  /** RFC 6455: going away — the server is shutting down. */
+  GoingAway: 1001,
+  /** RFC 6455: a text frame that is not valid UTF-8 (sent by the ws library itself). */
+  InvalidPayload: 1007,
+  /** RFC 6455: message too big — a frame beyond the hard cap (4 × the frame limit). */
+  MessageTooBig: 1009,
+  /** RFC 6455: internal error. */
+  InternalError: 1011,
+  /** The hello was not valid JSON / not an object / had a field of the wrong type. */
+  InvalidHello: 4000,
+  /** The hello had no `identity`. */
+  MissingIdentity: 4001,
+  /** The hello had no `device_id`. */
+  MissingDeviceId: 4002,
+  /** Unauthorized (reserved for authentication). */
+  Unauthorized: 4003,
+  /** The hello named a room that does not exist. */
+  RoomNotFound: 4004,
+  /** No hello within the hello timeout. */
+  HelloTimeout: 4008,
+  /** This connection was replaced by a newer connection of the same device in the same room. */
+  Replaced: 4009,
+  /** The hello frame was larger than the frame limit. */
+  PayloadTooLarge: 4013,
+  /** Rate or connection limits exceeded. */
+  RateLimited: 4029,
+  /** The database is unavailable and the hello needed it. */
+  Unavailable: 4503,
+} as const;
+export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];

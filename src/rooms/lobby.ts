@@ -1,0 +1,35 @@
+/**
+ * Room assignment for a hello (PROTOCOL.md, Level 1 rule 3): join the named room, go back to the
+ * device's last room, or create a new one.
+ */
+import { isRoomId } from '../protocol/frames.js';
+import type { RoomStatus } from '../protocol/encode.js';
+import type { Directory } from './directory.js';
+import { randomRoomId } from './room-id.js';
+
+export type Assignment = { roomId: string; status: RoomStatus } | { notFound: string };
+
+/** Attempts at a fresh room code before giving up (a collision is ~1 in 2.8 × 10^12 per try). */
+const CREATE_ATTEMPTS = 16;
+
+export class Lobby {
+  constructor(private readonly directory: Directory) {}
+
+  /** `requested` is the hello's room_id, already upper-cased. */
+  async assign(deviceId: string, requested: string | undefined, now: string): Promise<Assignment> {
+    if (requested !== undefined) {
+      if (!isRoomId(requested) || !(await this.directory.roomExists(requested)))
+        return { notFound: requested };
+      return { roomId: requested, status: 'joined_existing' };
+    }
+    const last = await this.directory.lastRoomOf(deviceId);
+    if (last !== undefined && (await this.directory.roomExists(last)))
+      return { roomId: last, status: 'reconnected' };
+    for (let i = 0; i < CREATE_ATTEMPTS; i++) {
+      const roomId = randomRoomId();
+      // The primary key decides uniqueness; a taken code just means another draw.
+      if (await this.directory.createRoom(roomId, now)) return { roomId, status: 'created_new' };
+    }
+    throw new Error(`no free room code after ${CREATE_ATTEMPTS} attempts`);
+  }
+}

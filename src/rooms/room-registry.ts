@@ -1,0 +1,93 @@
+/**
+ * The rooms live in this process. A room enters memory when its first member joins (its seq
+ * read from the Directory) and leaves when its last member leaves; it stays in the database
+ * and stays joinable.
+ */
+import type { Bus } from '../bus/bus.js';
+import type { Directory } from './directory.js';
+import { Room, type Member } from './room.js';
+
+export interface RoomRegistryOptions {
+  /** A second connection of a device in the same room: replace the older one, or allow both. */
+  sameDevice: 'replace' | 'allow';
+}
+
+export class RoomRegistry {
+  private readonly rooms = new Map<string, Room>();
+  private readonly loading = new Map<string, Promise<void>>();
+  private memberCount = 0;
+
+  constructor(
+    private readonly directory: Directory,
+    private readonly bus: Bus,
+    private readonly options: RoomRegistryOptions,
+  ) {}
+
+  get roomCount(): number {
+    return this.rooms.size;
+  }
+
+  get connectionCount(): number {
+    return this.memberCount;
+  }
+
+  get(roomId: string): Room | undefined {
+    return this.rooms.get(roomId);
+  }
+
+  /**
+   * Puts `member` into the room, loading the room into memory first if needed. Returns the room,
+   * or undefined when `stillWanted()` turned false while the room was loading.
+   */
+  async enter(roomId: string, member: Member, stillWanted: () => boolean): Promise<Room | undefined> {
+    let room = this.rooms.get(roomId);
+    while (!room) {
+      await this.load(roomId);
+      room = this.rooms.get(roomId); // the room may have emptied again while we waited
+    }
+    if (!stillWanted()) {
+      this.dropIfEmpty(room);
+      return undefined;
+    }
+    if (this.options.sameDevice === 'replace') {
+      for (const other of [...room.members.values()]) {
+        if (other.deviceId === member.deviceId) other.replace();
+      }
+    }
+    room.members.set(member.id, member);
+    this.memberCount++;
+    return room;
+  }
+
+  leave(room: Room, member: Member): void {
+    if (!room.members.delete(member.id)) return;
+    this.memberCount--;
+    this.dropIfEmpty(room);
+  }
+
+  private dropIfEmpty(room: Room): void {
+    if (room.members.size === 0 && this.rooms.get(room.id) === room) {
+      this.rooms.delete(room.id);
+      this.bus.unsubscribe(room.id);
+      this.directory.roomDeactivated(room.id, room.seq);
+    }
+  }
+
+  private load(roomId: string): Promise<void> {
+    let pending = this.loading.get(roomId);
+    if (!pending) {
+      pending = this.directory
+        .lastSeq(roomId)
+        .then((seq) => {
+          if (!this.rooms.has(roomId)) {
+            const room = new Room(roomId, seq);
+            this.rooms.set(roomId, room);
+            this.bus.subscribe(roomId, room.deliver);
+          }
+        })
+        .finally(() => this.loading.delete(roomId));
+      this.loading.set(roomId, pending);
+    }
+    return pending;
+  }
+}

@@ -1,0 +1,159 @@
+/**
+ * Puts the parts together: store → writer → directory → rooms → bus → transport, on one port
+ * that serves WebSocket and HTTP. `start()` and `stop()` are the whole lifecycle.
+ */
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import type { Config } from './config/schema.js';
+import { redactUrl } from './config/load.js';
+import { LocalBus } from './bus/local-bus.js';
+import type { Bus } from './bus/bus.js';
+import { createHttpHandler } from './http/http-handler.js';
+import { createLogger } from './log/logger.js';
+import { connectionFrame } from './protocol/encode.js';
+import { Directory } from './rooms/directory.js';
+import { Lobby } from './rooms/lobby.js';
+import { RoomRegistry } from './rooms/room-registry.js';
+import { ConnectionIds } from './store/connection-ids.js';
+import { openStore } from './store/open-store.js';
+import { RecordWriter } from './store/record-writer.js';
+import type { Store } from './store/store.js';
+import { ClientIpResolver } from './transport/client-ip.js';
+import { WsTransport } from './transport/ws-transport.js';
+import { VERSION } from './version.js';
+
+/** How long closing clients get to finish the closing handshake at shutdown. */
+const SHUTDOWN_GRACE_MS = 2_000;
+
+export interface RoomServerOptions {
+  logger?: Logger;
+}
+
+export class RoomServer {
+  readonly log: Logger;
+  private store: Store | undefined;
+  private writer: RecordWriter | undefined;
+  private registry: RoomRegistry | undefined;
+  private bus: Bus | undefined;
+  private http: HttpServer | undefined;
+  private transport: WsTransport | undefined;
+  private statusTimer: NodeJS.Timeout | undefined;
+  private stopping = false;
+  private stopped: Promise<void> | undefined;
+
+  constructor(
+    readonly config: Config,
+    options: RoomServerOptions = {},
+  ) {
+    this.log = options.logger ?? createLogger(config);
+  }
+
+  /** Opens and migrates the database, closes connections a crash left open, then listens. */
+  async start(): Promise<{ port: number; url: string }> {
+    const { config, log } = this;
+    const store = (this.store = openStore(config.databaseUrl));
+    const applied = await store.migrate();
+    if (applied.length) log.info({ migrations: applied }, 'database migrated');
+    const closed = await store.closeOpenConnections(new Date().toISOString());
+    if (closed) log.warn({ connections: closed }, 'closed connections left open by an earlier crash');
+
+    const writer = (this.writer = new RecordWriter(
+      store,
+      { batchSize: config.writerBatchSize, flushMs: config.writerFlushMs },
+      log,
+    ));
+    const directory = new Directory(store, writer, config.roomCacheSize);
+    const bus = (this.bus = new LocalBus());
+    const registry = (this.registry = new RoomRegistry(directory, bus, { sameDevice: config.sameDevice }));
+    const connectionIds = new ConnectionIds(await store.maxConnectionId());
+
+    const http = (this.http = createHttpServer(
+      createHttpHandler({
+        pingDatabase: () => store.ping(),
+        stopping: () => this.stopping,
+        status: () => this.status(),
+      }),
+    ));
+    this.transport = new WsTransport(
+      http,
+      {
+        log,
+        lobby: new Lobby(directory),
+        registry,
+        directory,
+        bus,
+        writer,
+        connectionIds,
+        helloTimeoutMs: config.helloTimeoutMs,
+        maxFrameBytes: config.maxFrameBytes,
+      },
+      new ClientIpResolver(config.trustedProxies),
+      log,
+      { maxFrameBytes: config.maxFrameBytes, connectionFrame: connectionFrame(VERSION) },
+    );
+
+    await new Promise<void>((resolve, reject) => {
+      http.once('error', reject);
+      http.listen(config.port, config.host || undefined, () => {
+        http.off('error', reject);
+        resolve();
+      });
+    });
+    const port = (http.address() as AddressInfo).port;
+    const url = `ws://${urlHost(config.host)}:${port}`;
+    log.info({ url, port, database: redactUrl(config.databaseUrl), version: VERSION }, 'listening');
+
+    if (config.statusIntervalMs > 0) {
+      this.statusTimer = setInterval(() => log.info(this.status(), 'status'), config.statusIntervalMs);
+      this.statusTimer.unref();
+    }
+    return { port, url };
+  }
+
+  /** Resolves once every record made so far is in the database. */
+  async flushRecords(): Promise<void> {
+    await this.writer?.drain();
+  }
+
+  status(): Record<string, unknown> {
+    return {
+      connections: this.transport?.size ?? 0,
+      members: this.registry?.connectionCount ?? 0,
+      rooms: this.registry?.roomCount ?? 0,
+      pendingRecords: this.writer?.pending ?? 0,
+    };
+  }
+
+  /**
+   * Graceful stop: refuse new connections, close every client with 1001 and record its
+   * disconnect, write every pending record, close the database.
+   */
+  stop(): Promise<void> {
+    this.stopped ??= this.doStop();
+    return this.stopped;
+  }
+
+  private async doStop(): Promise<void> {
+    this.stopping = true;
+    clearInterval(this.statusTimer);
+    const http = this.http;
+    const closedHttp = http ? new Promise<void>((r) => http.close(() => r())) : Promise.resolve();
+    await this.transport?.shutdown(SHUTDOWN_GRACE_MS);
+    http?.closeAllConnections();
+    await closedHttp;
+    await this.bus?.close();
+    if (this.writer) {
+      const pending = this.writer.pending;
+      await this.writer.drain();
+      this.log.info({ records: pending }, 'pending records written');
+    }
+    await this.store?.close();
+    this.log.info('stopped');
+  }
+}
+
+function urlHost(host: string): string {
+  if (!host || host === '0.0.0.0' || host === '::') return 'localhost';
+  return host.includes(':') ? `[${host}]` : host;
+}

@@ -1,0 +1,90 @@
+/** The seed's five tables, plus `messages.seq` (per-room order) and the indexes our queries use. */
+import { sql, type ColumnDefinitionBuilder, type Kysely, type Migration } from 'kysely';
+import type { Dialect } from '../store.js';
+import { types } from './column-types.js';
+
+export function initial(dialect: Dialect): Migration {
+  const t = types(dialect);
+  const ts = sql.raw(t.timestamp);
+  // An id the database assigns on insert.
+  const serialId = (c: ColumnDefinitionBuilder) =>
+    dialect === 'postgres' ? c.primaryKey().generatedByDefaultAsIdentity() : c.primaryKey().autoIncrement();
+  return {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('rooms')
+        .addColumn('room_id', 'varchar(8)', (c) => c.primaryKey())
+        .addColumn('created_at', ts, (c) => c.notNull())
+        .execute();
+
+      await db.schema
+        .createTable('devices')
+        .addColumn('device_id', 'varchar(255)', (c) => c.primaryKey())
+        .addColumn('first_connected_at', ts, (c) => c.notNull())
+        .addColumn('last_connected_at', ts, (c) => c.notNull())
+        .addColumn('last_room_id', 'varchar(8)', (c) => c.references('rooms.room_id'))
+        .addColumn('last_identity', 'varchar(255)', (c) => c.notNull())
+        .execute();
+
+      await db.schema
+        .createTable('connections')
+        // Assigned by the server (see ConnectionIds) so that the batched writer can close the row later.
+        .addColumn('id', t.bigint, (c) => c.primaryKey())
+        .addColumn('device_id', 'varchar(255)', (c) => c.notNull().references('devices.device_id'))
+        .addColumn('room_id', 'varchar(8)', (c) => c.notNull().references('rooms.room_id'))
+        .addColumn('identity', 'varchar(255)', (c) => c.notNull())
+        .addColumn('connected_at', ts, (c) => c.notNull())
+        .addColumn('disconnected_at', ts)
+        .addColumn('client_ip', 'varchar(45)', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createIndex('connections_device')
+        .on('connections')
+        .columns(['device_id', 'connected_at'])
+        .execute();
+      await db.schema
+        .createIndex('connections_room')
+        .on('connections')
+        .columns(['room_id', 'connected_at'])
+        .execute();
+      // Finding connections left open by a crash.
+      await db.schema.createIndex('connections_open').on('connections').column('disconnected_at').execute();
+
+      await db.schema
+        .createTable('messages')
+        .addColumn('id', t.bigint, serialId)
+        .addColumn('from_device_id', 'varchar(255)', (c) => c.notNull().references('devices.device_id'))
+        .addColumn('to_device_id', 'varchar(255)')
+        .addColumn('room_id', 'varchar(8)', (c) => c.notNull().references('rooms.room_id'))
+        .addColumn('message_content', sql.raw(t.content), (c) => c.notNull())
+        .addColumn('sent_at', ts, (c) => c.notNull())
+        .addColumn('seq', t.bigint, (c) => c.notNull())
+        .execute();
+      // Order within a room, history and resume; also makes a replayed batch idempotent.
+      await db.schema
+        .createIndex('messages_room_seq')
+        .on('messages')
+        .columns(['room_id', 'seq'])
+        .unique()
+        .execute();
+      await db.schema
+        .createIndex('messages_from')
+        .on('messages')
+        .columns(['from_device_id', 'sent_at'])
+        .execute();
+
+      await db.schema
+        .createTable('room_queries')
+        .addColumn('id', t.bigint, serialId)
+        .addColumn('device_id', 'varchar(255)', (c) => c.notNull().references('devices.device_id'))
+        .addColumn('room_id', 'varchar(8)', (c) => c.notNull().references('rooms.room_id'))
+        .addColumn('queried_at', ts, (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createIndex('room_queries_room')
+        .on('room_queries')
+        .columns(['room_id', 'queried_at'])
+        .execute();
+    },
+  };
+}

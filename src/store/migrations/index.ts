@@ -1,0 +1,14 @@
+/**
+ * Versioned migrations, one list for every backend. Column types that differ per backend come
+ * from `types(dialect)` (column-types.ts); everything else is written once.
+ */
+import type { Migration } from 'kysely';
+import type { Dialect } from '../store.js';
+import { initial } from './0001-initial.js';
+
+/** Name → migration, in order. Names sort lexically, as Kysely's Migrator requires. */
+export function migrations(dialect: Dialect): Record<string, Migration> {
+  return {
+    '0001-initial': initial(dialect),
+  };
+}

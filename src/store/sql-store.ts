@@ -1,0 +1,226 @@
+/**
+ * The Store over Kysely: the same queries for every backend, with the few dialect differences
+ * (upsert syntax, timestamp values) handled here.
+ */
+import { Kysely, Migrator, sql, type Transaction } from 'kysely';
+import type { Database } from './schema.js';
+import type { DeviceRow, Dialect, RecordEntry, RoomRow, Store, Timestamp } from './store.js';
+import { migrations } from './migrations/index.js';
+
+/** Rows per multi-row INSERT: keeps every backend under its bound-parameter limit. */
+const ROWS_PER_INSERT = 500;
+
+export class SqlStore implements Store {
+  constructor(
+    readonly dialect: Dialect,
+    protected readonly db: Kysely<Database>,
+  ) {}
+
+  async migrate(): Promise<string[]> {
+    const list = migrations(this.dialect);
+    const migrator = new Migrator({
+      db: this.db,
+      provider: { getMigrations: async () => list },
+      migrationTableName: 'schema_migrations',
+      migrationLockTableName: 'schema_migrations_lock',
+    });
+    const { error, results } = await migrator.migrateToLatest();
+    if (error) throw error instanceof Error ? error : new Error(String(error));
+    return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+  }
+
+  async getRoom(roomId: string): Promise<RoomRow | undefined> {
+    const row = await this.db
+      .selectFrom('rooms')
+      .selectAll()
+      .where('room_id', '=', roomId)
+      .executeTakeFirst();
+    return row && { roomId: row.room_id, createdAt: this.fromDb(row.created_at) };
+  }
+
+  async insertRoom(roomId: string, createdAt: Timestamp): Promise<boolean> {
+    const insert = this.db.insertInto('rooms').values({ room_id: roomId, created_at: this.toDb(createdAt) });
+    const result =
+      this.dialect === 'mysql'
+        ? await insert.ignore().executeTakeFirst()
+        : await insert.onConflict((oc) => oc.column('room_id').doNothing()).executeTakeFirst();
+    return Number(result.numInsertedOrUpdatedRows ?? 0n) === 1;
+  }
+
+  async getDevice(deviceId: string): Promise<DeviceRow | undefined> {
+    const row = await this.db
+      .selectFrom('devices')
+      .selectAll()
+      .where('device_id', '=', deviceId)
+      .executeTakeFirst();
+    return (
+      row && {
+        deviceId: row.device_id,
+        firstConnectedAt: this.fromDb(row.first_connected_at),
+        lastConnectedAt: this.fromDb(row.last_connected_at),
+        lastRoomId: row.last_room_id,
+        lastIdentity: row.last_identity,
+      }
+    );
+  }
+
+  async lastSeq(roomId: string): Promise<number> {
+    const row = await this.db
+      .selectFrom('messages')
+      .select((eb) => eb.fn.max('seq').as('seq'))
+      .where('room_id', '=', roomId)
+      .executeTakeFirst();
+    return Number(row?.seq ?? 0);
+  }
+
+  async maxConnectionId(): Promise<number> {
+    const row = await this.db
+      .selectFrom('connections')
+      .select((eb) => eb.fn.max('id').as('id'))
+      .executeTakeFirst();
+    return Number(row?.id ?? 0);
+  }
+
+  async closeOpenConnections(at: Timestamp): Promise<number> {
+    const result = await this.db
+      .updateTable('connections')
+      .set({ disconnected_at: this.toDb(at) })
+      .where('disconnected_at', 'is', null)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows);
+  }
+
+  async write(entries: readonly RecordEntry[]): Promise<void> {
+    if (entries.length === 0) return;
+    await this.db.transaction().execute(async (trx) => {
+      // Consecutive entries of one kind become one multi-row statement; kinds keep their order,
+      // so a device row precedes its connection, and a connection's open precedes its close.
+      let i = 0;
+      while (i < entries.length) {
+        const kind = entries[i]!.kind;
+        let j = i + 1;
+        while (j < entries.length && entries[j]!.kind === kind && j - i < ROWS_PER_INSERT) j++;
+        await this.writeRun(trx, entries.slice(i, j));
+        i = j;
+      }
+    });
+  }
+
+  private async writeRun(trx: Transaction<Database>, run: RecordEntry[]): Promise<void> {
+    const kind = run[0]!.kind;
+    switch (kind) {
+      case 'device':
+        return this.upsertDevices(trx, run as Extract<RecordEntry, { kind: 'device' }>[]);
+      case 'connection_open':
+        await trx
+          .insertInto('connections')
+          .values(
+            (run as Extract<RecordEntry, { kind: 'connection_open' }>[]).map((e) => ({
+              id: e.id,
+              device_id: e.deviceId,
+              room_id: e.roomId,
+              identity: e.identity,
+              connected_at: this.toDb(e.at),
+              disconnected_at: null,
+              client_ip: e.clientIp,
+            })),
+          )
+          .execute();
+        return;
+      case 'connection_close':
+        for (const e of run as Extract<RecordEntry, { kind: 'connection_close' }>[]) {
+          await trx
+            .updateTable('connections')
+            .set({ disconnected_at: this.toDb(e.at) })
+            .where('id', '=', e.id)
+            .execute();
+        }
+        return;
+      case 'message':
+        await trx
+          .insertInto('messages')
+          .values(
+            (run as Extract<RecordEntry, { kind: 'message' }>[]).map((e) => ({
+              from_device_id: e.fromDeviceId,
+              to_device_id: e.toDeviceId,
+              room_id: e.roomId,
+              message_content: e.content,
+              sent_at: this.toDb(e.sentAt),
+              seq: e.seq,
+            })),
+          )
+          .execute();
+        return;
+      case 'room_query':
+        await trx
+          .insertInto('room_queries')
+          .values(
+            (run as Extract<RecordEntry, { kind: 'room_query' }>[]).map((e) => ({
+              device_id: e.deviceId,
+              room_id: e.roomId,
+              queried_at: this.toDb(e.at),
+            })),
+          )
+          .execute();
+        return;
+    }
+  }
+
+  private async upsertDevices(
+    trx: Transaction<Database>,
+    run: Extract<RecordEntry, { kind: 'device' }>[],
+  ): Promise<void> {
+    // One row per device per statement (PostgreSQL refuses to update a row twice in one upsert);
+    // the latest assignment wins, the first connection time is the earliest seen.
+    const byDevice = new Map<string, { first: Timestamp; last: Extract<RecordEntry, { kind: 'device' }> }>();
+    for (const e of run) {
+      const seen = byDevice.get(e.deviceId);
+      byDevice.set(e.deviceId, { first: seen?.first ?? e.at, last: e });
+    }
+    const rows = [...byDevice.values()].map(({ first, last }) => ({
+      device_id: last.deviceId,
+      first_connected_at: this.toDb(first),
+      last_connected_at: this.toDb(last.at),
+      last_room_id: last.roomId,
+      last_identity: last.identity,
+    }));
+    const insert = trx.insertInto('devices').values(rows);
+    if (this.dialect === 'mysql') {
+      await insert
+        .onDuplicateKeyUpdate({
+          last_connected_at: sql`values(last_connected_at)`,
+          last_room_id: sql`values(last_room_id)`,
+          last_identity: sql`values(last_identity)`,
+        })
+        .execute();
+    } else {
+      await insert
+        .onConflict((oc) =>
+          oc.column('device_id').doUpdateSet((eb) => ({
+            last_connected_at: eb.ref('excluded.last_connected_at'),
+            last_room_id: eb.ref('excluded.last_room_id'),
+            last_identity: eb.ref('excluded.last_identity'),
+          })),
+        )
+        .execute();
+    }
+  }
+
+  async ping(): Promise<void> {
+    await sql`select 1`.execute(this.db);
+  }
+
+  async close(): Promise<void> {
+    await this.db.destroy();
+  }
+
+  /** Timestamp → the value this backend stores. SQLite keeps the ISO text itself. */
+  protected toDb(ts: Timestamp): string {
+    return ts;
+  }
+
+  /** A stored timestamp → ISO text. */
+  protected fromDb(value: unknown): Timestamp {
+    return value instanceof Date ? value.toISOString() : String(value);
+  }
+}
