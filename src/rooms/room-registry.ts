@@ -49,13 +49,14 @@ export class RoomRegistry {
       this.dropIfEmpty(room);
       return undefined;
     }
-    if (this.options.sameDevice === 'replace') {
-      for (const other of [...room.members.values()]) {
-        if (other.deviceId === member.deviceId) other.replace();
-      }
-    }
+    // The newcomer goes in first, so that replacing the last other member cannot empty the room.
     room.members.set(member.id, member);
     this.memberCount++;
+    if (this.options.sameDevice === 'replace') {
+      for (const other of [...room.members.values()]) {
+        if (other !== member && other.deviceId === member.deviceId) other.replace();
+      }
+    }
     return room;
   }
 

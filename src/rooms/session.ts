@@ -252,16 +252,16 @@ export class Session implements Member {
     if (wasInRoom && this.room) {
       this.ctx.registry.leave(this.room, this);
       this.ctx.writer.append({ kind: 'connection_close', id: this.id, at: new Date().toISOString() });
-      this.ctx.log.info(
-        {
-          conn: this.id,
-          device: this.deviceId,
-          room: this.room.id,
-          code,
-          seconds: Math.round((Date.now() - this.openedAt) / 1000),
-        },
-        'disconnected',
-      );
     }
+    this.ctx.log.info(
+      {
+        conn: this.id,
+        device: this.deviceId || undefined,
+        room: this.room?.id,
+        code,
+        seconds: Math.round((Date.now() - this.openedAt) / 1000),
+      },
+      'disconnected',
+    );
   }
 }
