@@ -15,6 +15,15 @@ export interface RoomMessage {
   payload: Buffer;
 }
 
+/**
+ * One message on its way to many recipients: the payload, and the transport's framed form of it,
+ * made by the first recipient's socket and reused by the rest (a broadcast is framed once).
+ */
+export interface OutgoingFrame {
+  readonly payload: Buffer;
+  wire?: readonly Buffer[];
+}
+
 export type RoomMessageHandler = (message: RoomMessage) => void;
 
 export interface Bus {

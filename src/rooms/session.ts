@@ -4,7 +4,7 @@
  * answers through a SessionSocket and never touches ws directly.
  */
 import type { Logger } from 'pino';
-import type { Bus } from '../bus/bus.js';
+import type { Bus, OutgoingFrame } from '../bus/bus.js';
 import { CloseCode, ErrorCode, ErrorText } from '../protocol/codes.js';
 import {
   INVALID_JSON_FRAME,
@@ -24,8 +24,8 @@ import type { RoomRegistry } from './room-registry.js';
 /** What a session needs of its socket. */
 export interface SessionSocket {
   sendText(text: string): void;
-  /** Sends bytes that are already UTF-8 JSON as a text frame. */
-  sendPayload(payload: Buffer): void;
+  /** Sends bytes that are already UTF-8 JSON as a text frame (framed once for all recipients). */
+  sendFrame(frame: OutgoingFrame): void;
   close(code: number, reason: string): void;
 }
 
@@ -105,8 +105,8 @@ export class Session implements Member {
     this.socket.close(code, reason);
   }
 
-  deliver(payload: Buffer): void {
-    this.socket.sendPayload(payload);
+  deliver(frame: OutgoingFrame): void {
+    this.socket.sendFrame(frame);
   }
 
   replace(): void {

@@ -5,6 +5,7 @@
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
+import { sendFramed } from './framing.js';
 import type { Logger } from 'pino';
 import { CloseCode } from '../protocol/codes.js';
 import { Session, type SessionContext, type SessionSocket } from '../rooms/session.js';
@@ -59,8 +60,8 @@ export class WsTransport {
       sendText: (text) => {
         if (ws.readyState === ws.OPEN) ws.send(text);
       },
-      sendPayload: (payload) => {
-        if (ws.readyState === ws.OPEN) ws.send(payload, { binary: false });
+      sendFrame: (frame) => {
+        if (ws.readyState === ws.OPEN) sendFramed(ws, frame);
       },
       close: (code, reason) => {
         if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) ws.close(code, reason);

@@ -1,4 +1,8 @@
-/** The seed's five tables, plus `messages.seq` (per-room order) and the indexes our queries use. */
+/**
+ * The seed's five tables, plus `messages.seq` (per-room order). Indexes only for the queries the
+ * server makes (every index costs each insert on the message path); MySQL adds its own for
+ * foreign keys.
+ */
 import { sql, type ColumnDefinitionBuilder, type Kysely, type Migration } from 'kysely';
 import type { Dialect } from '../store.js';
 import { types } from './column-types.js';
@@ -37,16 +41,6 @@ export function initial(dialect: Dialect): Migration {
         .addColumn('disconnected_at', ts)
         .addColumn('client_ip', 'varchar(45)', (c) => c.notNull())
         .execute();
-      await db.schema
-        .createIndex('connections_device')
-        .on('connections')
-        .columns(['device_id', 'connected_at'])
-        .execute();
-      await db.schema
-        .createIndex('connections_room')
-        .on('connections')
-        .columns(['room_id', 'connected_at'])
-        .execute();
       // Finding connections left open by a crash.
       await db.schema.createIndex('connections_open').on('connections').column('disconnected_at').execute();
 
@@ -67,11 +61,6 @@ export function initial(dialect: Dialect): Migration {
         .columns(['room_id', 'seq'])
         .unique()
         .execute();
-      await db.schema
-        .createIndex('messages_from')
-        .on('messages')
-        .columns(['from_device_id', 'sent_at'])
-        .execute();
 
       await db.schema
         .createTable('room_queries')
@@ -79,11 +68,6 @@ export function initial(dialect: Dialect): Migration {
         .addColumn('device_id', 'varchar(255)', (c) => c.notNull().references('devices.device_id'))
         .addColumn('room_id', 'varchar(8)', (c) => c.notNull().references('rooms.room_id'))
         .addColumn('queried_at', ts, (c) => c.notNull())
-        .execute();
-      await db.schema
-        .createIndex('room_queries_room')
-        .on('room_queries')
-        .columns(['room_id', 'queried_at'])
         .execute();
     },
   };

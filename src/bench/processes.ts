@@ -1,0 +1,339 @@
+/**
+ * The bench's child processes: the servers under test (room-manager and the ceiling relay) and
+ * the load-generator workers. Every child is registered so it can be killed whatever happens
+ * (normal end, error, SIGINT).
+ */
+import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import type { WorkerCommand, WorkerReady, WorkerReply } from './ipc.js';
+
+/** Every live child; `killAllChildren` empties it. */
+const children = new Set<ChildProcess>();
+
+function track(child: ChildProcess): ChildProcess {
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  return child;
+}
+
+/** Last resort (exit, SIGINT): SIGKILL whatever is still running. Synchronous. */
+export function killAllChildren(): void {
+  for (const child of children) {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  }
+  children.clear();
+}
+
+// When run from TypeScript sources (tsx), the children run from sources too.
+const FROM_SOURCE = import.meta.url.endsWith('.ts');
+const EXT = FROM_SOURCE ? '.ts' : '.js';
+const LOADER_ARGS = FROM_SOURCE ? ['--import', 'tsx'] : [];
+
+/** Path of a module next to this one (or elsewhere under src|dist), in the form being run. */
+function modulePath(relative: string): string {
+  return fileURLToPath(new URL(`${relative}${EXT}`, import.meta.url));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Servers under test
+
+/** A server the bench can measure. `databaseUrl` makes it a room-manager target. */
+export interface TargetSpec {
+  name: string;
+  description: string;
+  kind: 'ceiling' | 'room-manager';
+  /** For room-manager: the --database-url, given a fresh temporary directory. */
+  databaseUrl?: (tmp: string) => string;
+}
+
+/** Every target the bench knows; --targets picks among them. */
+export function knownTargets(urls: { mysql: string; postgres: string }): Record<string, TargetSpec> {
+  return {
+    ceiling: {
+      name: 'ceiling',
+      description: 'in-memory Level 1 relay written for the bench (src/bench/ceiling-relay.ts), no recording',
+      kind: 'ceiling',
+    },
+    sqlite: {
+      name: 'sqlite',
+      description: 'room-manager on SQLite (a fresh temporary database file)',
+      kind: 'room-manager',
+      databaseUrl: (tmp) => `sqlite:${join(tmp, 'bench.db')}`,
+    },
+    // Not run unless asked for (--targets …,mysql / …,postgres); the database must exist and be
+    // empty — the bench does not create or reset it.
+    mysql: {
+      name: 'mysql',
+      description: 'room-manager on MariaDB/MySQL',
+      kind: 'room-manager',
+      databaseUrl: () => urls.mysql,
+    },
+    postgres: {
+      name: 'postgres',
+      description: 'room-manager on PostgreSQL',
+      kind: 'room-manager',
+      databaseUrl: () => urls.postgres,
+    },
+  };
+}
+
+const START_TIMEOUT_MS = 30_000;
+const STOP_TIMEOUT_MS = 30_000;
+/** Clock ticks per second of /proc/<pid>/stat times (USER_HZ: 100 on every Linux we meet). */
+const CLK_TCK = 100;
+
+export class ServerProcess {
+  /** Exit code or signal once the process has exited. */
+  exitStatus: string | undefined;
+
+  private constructor(
+    readonly spec: TargetSpec,
+    private readonly child: ChildProcess,
+    readonly port: number,
+    private readonly tmp: string,
+    /** The last lines of the server's output (kept up to date by start()'s readers). */
+    private readonly tail: string[],
+  ) {
+    child.once('exit', (code, signal) => (this.exitStatus = String(code ?? signal)));
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  /** Always loopback. */
+  get url(): string {
+    return `ws://127.0.0.1:${this.port}`;
+  }
+
+  get command(): string {
+    return this.child.spawnargs.join(' ');
+  }
+
+  /** Starts the target on a free loopback port; resolves once it logged "listening". */
+  static async start(spec: TargetSpec): Promise<ServerProcess> {
+    const tmp = mkdtempSync(join(tmpdir(), `room-manager-bench-${spec.name}-`));
+    const args =
+      spec.kind === 'ceiling'
+        ? [...LOADER_ARGS, modulePath('./ceiling-relay'), '--port', '0', '--host', '127.0.0.1']
+        : [
+            ...LOADER_ARGS,
+            modulePath('../cli/main'),
+            'serve',
+            '--port',
+            '0',
+            '--host',
+            '127.0.0.1',
+            '--database-url',
+            spec.databaseUrl!(tmp),
+            '--log-format',
+            'json',
+            '--status-interval-ms',
+            '0',
+          ];
+    const child = track(spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] }));
+    const tail: string[] = [];
+    const keep = (line: string): void => {
+      tail.push(line);
+      if (tail.length > 30) tail.shift();
+    };
+    createInterface({ input: child.stderr! }).on('line', keep);
+    const lines = createInterface({ input: child.stdout! });
+
+    let started = false;
+    const port = await new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`${spec.name} did not start within ${START_TIMEOUT_MS} ms`)),
+        START_TIMEOUT_MS,
+      );
+      child.once('exit', (code, signal) => {
+        clearTimeout(timer);
+        reject(new Error(`${spec.name} exited (${code ?? signal}) before listening:\n${tail.join('\n')}`));
+      });
+      lines.on('line', (line) => {
+        keep(line); // the server's log is read continuously (a full pipe would stall it); a tail is kept
+        if (started) return;
+        try {
+          const entry = JSON.parse(line) as { msg?: unknown; port?: unknown };
+          if (entry.msg === 'listening' && typeof entry.port === 'number') {
+            clearTimeout(timer);
+            started = true;
+            resolve(entry.port);
+          }
+        } catch {
+          /* not a JSON line */
+        }
+      });
+    }).catch((err: unknown) => {
+      child.kill('SIGKILL');
+      rmSync(tmp, { recursive: true, force: true });
+      throw err;
+    });
+    return new ServerProcess(spec, child, port, tmp, tail);
+  }
+
+  /** The last lines the server wrote, for error reports. */
+  logTail(): string {
+    return this.tail.join('\n');
+  }
+
+  /** Resident memory of the server process (VmRSS), KiB; NaN once it has exited. */
+  rssKiB(): number {
+    const status = readProc(this.pid, 'status');
+    if (status === undefined) return NaN;
+    const match = /^VmRSS:\s+(\d+)\s+kB/m.exec(status);
+    if (!match) throw new Error(`no VmRSS in /proc/${this.pid}/status`);
+    return Number(match[1]);
+  }
+
+  /** CPU time (user + system) the server has used so far, seconds; NaN once it has exited. */
+  cpuSeconds(): number {
+    const stat = readProc(this.pid, 'stat');
+    if (stat === undefined) return NaN;
+    // Fields after the command name (which may contain spaces) — utime and stime are 14 and 15.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+  }
+
+  /** GET / of the server (live counts), or undefined when it does not answer. */
+  status(): Promise<Record<string, unknown> | undefined> {
+    return new Promise((resolve) => {
+      const req = request({ host: '127.0.0.1', port: this.port, path: '/', timeout: 2_000 }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (body += chunk));
+        res.on('end', () => {
+          try {
+            resolve(JSON.parse(body) as Record<string, unknown>);
+          } catch {
+            resolve(undefined);
+          }
+        });
+      });
+      req.on('timeout', () => req.destroy());
+      req.on('error', () => resolve(undefined));
+      req.end();
+    });
+  }
+
+  /**
+   * Waits (at most `maxMs`) until the server has no records waiting to be written, so one step's
+   * database work does not spill into the next. The ceiling has none.
+   */
+  async waitIdle(maxMs: number): Promise<number> {
+    const deadline = Date.now() + maxMs;
+    let pending = 0;
+    while (Date.now() < deadline) {
+      const status = await this.status();
+      pending = typeof status?.pendingRecords === 'number' ? status.pendingRecords : 0;
+      if (pending === 0) return 0;
+      await sleep(100);
+    }
+    return pending;
+  }
+
+  /** SIGTERM (room-manager then writes what is pending and exits), SIGKILL if it takes too long. */
+  async stop(): Promise<void> {
+    if (this.exitStatus === undefined) {
+      const exited = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
+      this.child.kill('SIGTERM');
+      const timer = setTimeout(() => this.child.kill('SIGKILL'), STOP_TIMEOUT_MS);
+      await exited;
+      clearTimeout(timer);
+    }
+    rmSync(this.tmp, { recursive: true, force: true });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Load-generator workers
+
+/** A command as the caller writes it; the worker channel adds the request id. */
+type WithoutReqId<T> = T extends unknown ? Omit<T, 'reqId'> : never;
+
+interface Pending {
+  resolve: (value: unknown) => void;
+  reject: (err: Error) => void;
+}
+
+/** One forked worker.ts process and its request/reply channel. */
+export class Worker {
+  private nextId = 1;
+  private readonly pending = new Map<number, Pending>();
+
+  private constructor(
+    readonly index: number,
+    private readonly child: ChildProcess,
+  ) {
+    child.on('message', (msg: WorkerReply | WorkerReady) => {
+      if ('ready' in msg) return;
+      const p = this.pending.get(msg.reqId);
+      if (!p) return;
+      this.pending.delete(msg.reqId);
+      if (msg.ok) p.resolve(msg.result);
+      else p.reject(new Error(`worker ${index}: ${msg.error}`));
+    });
+    child.once('exit', (code, signal) => {
+      const err = new Error(`worker ${index} exited (${code ?? signal})`);
+      for (const p of this.pending.values()) p.reject(err);
+      this.pending.clear();
+    });
+  }
+
+  static async start(index: number): Promise<Worker> {
+    const child = track(
+      fork(modulePath('./worker'), [], {
+        execArgv: [...LOADER_ARGS, '--max-old-space-size=2048'],
+        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      }),
+    );
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`worker ${index} did not start`)), START_TIMEOUT_MS);
+      child.once('message', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`worker ${index} exited (${code}) at start`));
+      });
+    });
+    return new Worker(index, child);
+  }
+
+  /** Sends one command and resolves with the worker's result. */
+  call<R>(cmd: WithoutReqId<WorkerCommand>): Promise<R> {
+    const reqId = this.nextId++;
+    return new Promise<R>((resolve, reject) => {
+      this.pending.set(reqId, { resolve: resolve as (v: unknown) => void, reject });
+      this.child.send({ ...cmd, reqId });
+    });
+  }
+
+  /** Closes the IPC channel; the worker terminates its sockets and exits. */
+  async stop(): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
+    this.child.disconnect();
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), 5_000);
+    await exited;
+    clearTimeout(timer);
+  }
+}
+
+function readProc(pid: number, file: string): string | undefined {
+  try {
+    return readFileSync(`/proc/${pid}/${file}`, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
