@@ -20,7 +20,10 @@ describe('hello and room assignment', () => {
   });
 
   it('creates a new room for a new device, and reconnects it there', async () => {
-    const { client, reply } = await TestClient.join(srv.url, { device_id: 'dev-new', identity: 'mobile_user' });
+    const { client, reply } = await TestClient.join(srv.url, {
+      device_id: 'dev-new',
+      identity: 'mobile_user',
+    });
     assert.equal(reply.type, 'room');
     assert.equal(reply.status, 'created_new');
     assert.match(String(reply.room_id), /^[A-Z0-9]{8}$/);
@@ -39,7 +42,11 @@ describe('hello and room assignment', () => {
   it('forwards a message unchanged to the others and never to the sender', async () => {
     const a = await TestClient.join(srv.url, { device_id: 'fa', identity: 'screen' });
     const roomId = String(a.reply.room_id);
-    const b = await TestClient.join(srv.url, { device_id: 'fb', identity: 'phone', room_id: roomId.toLowerCase() });
+    const b = await TestClient.join(srv.url, {
+      device_id: 'fb',
+      identity: 'phone',
+      room_id: roomId.toLowerCase(),
+    });
     assert.equal(b.reply.status, 'joined_existing');
     assert.equal(b.reply.room_id, roomId);
     const text = '{"z":1,"a":{"nested":[1,2,{"x":null}]},"u":"h\\u00e9llo ✓","type":"custom"}';

@@ -12,6 +12,10 @@ it('README documents every configuration setting with its flag, variable and def
       .find((row) => row[1] === `\`--${s.flag}\``);
     assert.ok(cells, `README has no row for --${s.flag}`);
     assert.equal(cells[2], `\`${s.env}\``, `README row for --${s.flag} names ${s.env}`);
-    assert.equal(cells[3], `\`${s.shownDefault}\``, `README row for --${s.flag} shows default ${s.shownDefault}`);
+    assert.equal(
+      cells[3],
+      `\`${s.shownDefault}\``,
+      `README row for --${s.flag} shows default ${s.shownDefault}`,
+    );
   }
 });

@@ -44,12 +44,16 @@ export class TestClient {
     const client = new TestClient(url, options);
     await client.opened;
     const first = await client.next();
-    if (first.type !== 'connection') throw new Error(`expected connection frame, got ${JSON.stringify(first)}`);
+    if (first.type !== 'connection')
+      throw new Error(`expected connection frame, got ${JSON.stringify(first)}`);
     return client;
   }
 
   /** Connects, says hello and returns the room reply (or error frame). */
-  static async join(url: string, hello: Record<string, unknown>): Promise<{ client: TestClient; reply: Frame }> {
+  static async join(
+    url: string,
+    hello: Record<string, unknown>,
+  ): Promise<{ client: TestClient; reply: Frame }> {
     const client = await TestClient.connect(url);
     client.send(hello);
     const reply = await client.next();
@@ -83,7 +87,8 @@ export class TestClient {
   }
 
   async close(): Promise<Closed> {
-    if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) this.ws.close(1000);
+    if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING)
+      this.ws.close(1000);
     return this.closed;
   }
 }

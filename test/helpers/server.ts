@@ -57,7 +57,11 @@ export async function startServer(overrides: Partial<Config> = {}, dir = tempDir
 }
 
 /** Reads rows from a SQLite file directly (the server may be stopped). */
-export function readRows<T = Record<string, unknown>>(dbPath: string, sql: string, ...params: unknown[]): T[] {
+export function readRows<T = Record<string, unknown>>(
+  dbPath: string,
+  sql: string,
+  ...params: unknown[]
+): T[] {
   const db = new BetterSqlite3(dbPath, { readonly: true });
   try {
     return db.prepare(sql).all(...params) as T[];
