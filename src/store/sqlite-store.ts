@@ -1,17 +1,29 @@
-/** The embedded default: SQLite through better-sqlite3, in WAL mode. */
+/**
+ * The embedded default: SQLite through better-sqlite3, in WAL mode. The main thread's connection
+ * reads (and migrates); a file database is written by a writer thread (sqlite-writer-thread.ts)
+ * so that batches and checkpoints never stall the event loop. `:memory:` cannot be shared between
+ * connections, so there the same statements run inline.
+ */
 import { mkdirSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { dirname, extname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import BetterSqlite3 from 'better-sqlite3';
 import { Kysely, SqliteDialect } from 'kysely';
 import type { Database } from './schema.js';
 import { SqlStore } from './sql-store.js';
-import type { RecordEntry } from './store.js';
+import type { RecordEntry, Timestamp } from './store.js';
+import { configure, sqliteWrites, type SqliteWrites } from './sqlite-batch.js';
+import type { WriterRequest, WriterResponse } from './sqlite-writer-protocol.js';
 
 export class SqliteStore extends SqlStore {
-  /** One transaction over a batch; prepared by migrate(), once the tables exist. */
-  private writeAll: ((entries: readonly RecordEntry[]) => void) | undefined;
+  private writes: SqliteWrites | undefined;
+  private thread: WriterThread | undefined;
 
-  private constructor(private readonly sqlite: BetterSqlite3.Database) {
+  private constructor(
+    private readonly sqlite: BetterSqlite3.Database,
+    private readonly path: string | undefined,
+  ) {
     super('sqlite', new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) }));
   }
 
@@ -19,73 +31,106 @@ export class SqliteStore extends SqlStore {
   static open(path: string): SqliteStore {
     const memory = path === ':memory:' || path === '';
     if (!memory) mkdirSync(dirname(resolve(path)), { recursive: true });
-    const sqlite = new BetterSqlite3(memory ? ':memory:' : path);
-    // WAL lets readers proceed during the writer's transactions; NORMAL sync is durable across
-    // process crashes (the WAL is fsynced at checkpoints), which is what a crashing server needs.
-    sqlite.pragma('journal_mode = WAL');
-    sqlite.pragma('synchronous = NORMAL');
-    sqlite.pragma('foreign_keys = ON');
-    sqlite.pragma('busy_timeout = 5000');
-    return new SqliteStore(sqlite);
+    const sqlite = configure(new BetterSqlite3(memory ? ':memory:' : path));
+    return new SqliteStore(sqlite, memory ? undefined : resolve(path));
   }
 
   override async migrate(): Promise<string[]> {
     const applied = await super.migrate();
-    const statements = prepare(this.sqlite);
-    this.writeAll = this.sqlite.transaction((entries: readonly RecordEntry[]) => {
-      for (const e of entries) writeEntry(statements, e);
-    });
+    // Statements and the writer thread need the tables, so they come after the migrations.
+    if (this.path) this.thread = new WriterThread(this.path);
+    else this.writes = sqliteWrites(this.sqlite);
     return applied;
   }
 
-  /**
-   * The batch in one transaction through prepared statements: better-sqlite3 runs them
-   * synchronously, ~4 µs a row, several times faster than building SQL per batch.
-   */
   override async write(entries: readonly RecordEntry[]): Promise<void> {
     if (entries.length === 0) return;
-    if (!this.writeAll) throw new Error('SqliteStore.write before migrate()');
-    this.writeAll(entries);
+    if (this.thread) await this.thread.request({ op: 'write', entries });
+    else this.inline().writeAll(entries);
+  }
+
+  override async insertRoom(roomId: string, createdAt: Timestamp): Promise<boolean> {
+    if (this.thread) return (await this.thread.request({ op: 'insertRoom', roomId, createdAt })) === 1;
+    return this.inline().insertRoom(roomId, createdAt);
+  }
+
+  override async closeOpenConnections(at: Timestamp): Promise<number> {
+    if (this.thread) return this.thread.request({ op: 'closeOpenConnections', at });
+    return this.inline().closeOpenConnections(at);
+  }
+
+  override async close(): Promise<void> {
+    await this.thread?.close();
+    await super.close();
+  }
+
+  private inline(): SqliteWrites {
+    if (!this.writes) throw new Error('SqliteStore used before migrate()');
+    return this.writes;
   }
 }
 
-function prepare(db: BetterSqlite3.Database) {
-  return {
-    device: db.prepare(
-      `insert into devices (device_id, first_connected_at, last_connected_at, last_room_id, last_identity)
-       values (?, ?, ?, ?, ?)
-       on conflict (device_id) do update set last_connected_at = excluded.last_connected_at,
-         last_room_id = excluded.last_room_id, last_identity = excluded.last_identity`,
-    ),
-    connectionOpen: db.prepare(
-      `insert into connections (id, device_id, room_id, identity, connected_at, disconnected_at, client_ip)
-       values (?, ?, ?, ?, ?, null, ?)`,
-    ),
-    connectionClose: db.prepare(`update connections set disconnected_at = ? where id = ?`),
-    message: db.prepare(
-      `insert into messages (from_device_id, to_device_id, room_id, message_content, sent_at, seq)
-       values (?, ?, ?, ?, ?, ?)`,
-    ),
-    roomQuery: db.prepare(`insert into room_queries (device_id, room_id, queried_at) values (?, ?, ?)`),
-  };
-}
+type Pending = { resolve: (value: number) => void; reject: (err: Error) => void };
+type Request = WriterRequest extends infer R ? (R extends { id: number } ? Omit<R, 'id'> : never) : never;
 
-function writeEntry(s: ReturnType<typeof prepare>, e: RecordEntry): void {
-  switch (e.kind) {
-    case 'message':
-      s.message.run(e.fromDeviceId, e.toDeviceId, e.roomId, e.content, e.sentAt, e.seq);
-      return;
-    case 'device':
-      s.device.run(e.deviceId, e.at, e.at, e.roomId, e.identity);
-      return;
-    case 'connection_open':
-      s.connectionOpen.run(e.id, e.deviceId, e.roomId, e.identity, e.at, e.clientIp);
-      return;
-    case 'connection_close':
-      s.connectionClose.run(e.at, e.id);
-      return;
-    case 'room_query':
-      s.roomQuery.run(e.deviceId, e.roomId, e.at);
-      return;
+/** The writer thread, restarted on the next request if it ever dies. */
+class WriterThread {
+  private worker: Worker | undefined;
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+
+  constructor(private readonly path: string) {}
+
+  request(req: Request): Promise<number> {
+    const worker = (this.worker ??= this.spawn());
+    const id = this.nextId++;
+    // Referenced only while it owes an answer: an idle writer does not keep the process alive.
+    if (this.pending.size === 0) worker.ref();
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      worker.postMessage({ ...req, id } as WriterRequest);
+    });
+  }
+
+  async close(): Promise<void> {
+    const worker = this.worker;
+    if (!worker) return;
+    // The thread closes its connection (a clean WAL checkpoint), then it is stopped.
+    await this.request({ op: 'close' }).catch(() => undefined);
+    this.worker = undefined;
+    await worker.terminate();
+  }
+
+  private spawn(): Worker {
+    // Compiled: sqlite-writer-thread.js beside this file. From source (tests, tsx) it is the .ts
+    // file, and a thread does not inherit tsx's loader: register it first, then import the file.
+    const ext = extname(fileURLToPath(import.meta.url));
+    const file = new URL(`./sqlite-writer-thread${ext}`, import.meta.url);
+    const workerData = { path: this.path };
+    const worker =
+      ext === '.ts'
+        ? new Worker(
+            `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))})` +
+              `.then((tsx) => { tsx.register(); return import(${JSON.stringify(file.href)}); })`,
+            { eval: true, workerData },
+          )
+        : new Worker(file, { workerData });
+    worker.on('message', (res: WriterResponse) => {
+      const p = this.pending.get(res.id);
+      if (!p) return;
+      this.pending.delete(res.id);
+      if (this.pending.size === 0) worker.unref();
+      if (res.ok) p.resolve(res.value);
+      else p.reject(new Error(res.error));
+    });
+    const fail = (err: Error) => {
+      if (this.worker === worker) this.worker = undefined;
+      for (const p of this.pending.values()) p.reject(err);
+      this.pending.clear();
+    };
+    worker.on('error', fail);
+    worker.on('exit', (code) => fail(new Error(`SQLite writer thread exited (${code})`)));
+    worker.unref();
+    return worker;
   }
 }

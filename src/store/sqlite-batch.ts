@@ -1,0 +1,77 @@
+/**
+ * SQLite writes through prepared statements: used by the writer thread, and inline for an
+ * in-memory database (which another thread cannot open).
+ */
+import type BetterSqlite3 from 'better-sqlite3';
+import type { RecordEntry, Timestamp } from './store.js';
+
+export interface SqliteWrites {
+  /** The entries in one transaction, in order. */
+  writeAll(entries: readonly RecordEntry[]): void;
+  /** true if inserted, false if the code is taken. */
+  insertRoom(roomId: string, createdAt: Timestamp): boolean;
+  /** Closes every open connection row; returns how many. */
+  closeOpenConnections(at: Timestamp): number;
+}
+
+export function sqliteWrites(db: BetterSqlite3.Database): SqliteWrites {
+  const s = {
+    device: db.prepare(
+      `insert into devices (device_id, first_connected_at, last_connected_at, last_room_id, last_identity)
+       values (?, ?, ?, ?, ?)
+       on conflict (device_id) do update set last_connected_at = excluded.last_connected_at,
+         last_room_id = excluded.last_room_id, last_identity = excluded.last_identity`,
+    ),
+    connectionOpen: db.prepare(
+      `insert into connections (id, device_id, room_id, identity, connected_at, disconnected_at, client_ip)
+       values (?, ?, ?, ?, ?, null, ?)`,
+    ),
+    connectionClose: db.prepare(`update connections set disconnected_at = ? where id = ?`),
+    message: db.prepare(
+      `insert into messages (from_device_id, to_device_id, room_id, message_content, sent_at, seq)
+       values (?, ?, ?, ?, ?, ?)`,
+    ),
+    roomQuery: db.prepare(`insert into room_queries (device_id, room_id, queried_at) values (?, ?, ?)`),
+    room: db.prepare(
+      `insert into rooms (room_id, created_at) values (?, ?) on conflict (room_id) do nothing`,
+    ),
+    closeOpen: db.prepare(`update connections set disconnected_at = ? where disconnected_at is null`),
+  };
+  const writeAll = db.transaction((entries: readonly RecordEntry[]) => {
+    for (const e of entries) {
+      switch (e.kind) {
+        case 'message':
+          s.message.run(e.fromDeviceId, e.toDeviceId, e.roomId, e.content, e.sentAt, e.seq);
+          break;
+        case 'device':
+          s.device.run(e.deviceId, e.at, e.at, e.roomId, e.identity);
+          break;
+        case 'connection_open':
+          s.connectionOpen.run(e.id, e.deviceId, e.roomId, e.identity, e.at, e.clientIp);
+          break;
+        case 'connection_close':
+          s.connectionClose.run(e.at, e.id);
+          break;
+        case 'room_query':
+          s.roomQuery.run(e.deviceId, e.roomId, e.at);
+          break;
+      }
+    }
+  });
+  return {
+    writeAll: (entries) => writeAll(entries),
+    insertRoom: (roomId, createdAt) => s.room.run(roomId, createdAt).changes === 1,
+    closeOpenConnections: (at) => s.closeOpen.run(at).changes,
+  };
+}
+
+/** Opens a SQLite file (or `:memory:`) with the pragmas every connection of ours uses. */
+export function configure(db: BetterSqlite3.Database): BetterSqlite3.Database {
+  // WAL: readers never wait for the writer. NORMAL: a committed transaction survives a crash of
+  // the process (the WAL is fsynced at checkpoints, which the writer thread runs off the event loop).
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = NORMAL');
+  db.pragma('foreign_keys = ON');
+  db.pragma('busy_timeout = 5000');
+  return db;
+}
