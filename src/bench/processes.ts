@@ -135,8 +135,14 @@ export class ServerProcess {
             'json',
             '--status-interval-ms',
             '0',
+            // BENCH_SERVER_ARGS: extra room-manager flags, for experiments (e.g. "--writer-flush-ms 10").
+            ...(process.env.BENCH_SERVER_ARGS ?? '').split(' ').filter(Boolean),
           ];
-    const child = track(spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] }));
+    // BENCH_SERVER_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") profiles the servers.
+    const nodeArgs = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
+    const child = track(
+      spawn(process.execPath, [...nodeArgs, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }),
+    );
     const tail: string[] = [];
     const keep = (line: string): void => {
       tail.push(line);
@@ -278,6 +284,7 @@ export class Worker {
       if (msg.ok) p.resolve(msg.result);
       else p.reject(new Error(`worker ${index}: ${msg.error}`));
     });
+    child.on('error', () => undefined); // send failures are reported to the caller of call()
     child.once('exit', (code, signal) => {
       const err = new Error(`worker ${index} exited (${code ?? signal})`);
       for (const p of this.pending.values()) p.reject(err);
@@ -310,8 +317,13 @@ export class Worker {
   call<R>(cmd: WithoutReqId<WorkerCommand>): Promise<R> {
     const reqId = this.nextId++;
     return new Promise<R>((resolve, reject) => {
+      if (!this.child.connected) return reject(new Error(`worker ${this.index} is gone`));
       this.pending.set(reqId, { resolve: resolve as (v: unknown) => void, reject });
-      this.child.send({ ...cmd, reqId });
+      this.child.send({ ...cmd, reqId }, (err) => {
+        if (!err) return;
+        this.pending.delete(reqId);
+        reject(err);
+      });
     });
   }
 

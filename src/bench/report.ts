@@ -124,17 +124,40 @@ export function summarise(results: Omit<BenchResults, 'summary'>): SummaryRow[] 
   row('hold', 'server RSS per connection', 'KiB', 'lower', s.hold, (o) => o.rssPerConnectionKiB);
   row('hold', 'handshakes per second while connecting', '/s', 'higher', s.hold, (o) => o.handshakesPerSec);
 
-  row(
-    'relay',
-    'saturation throughput (delivered)',
-    'msg/s',
-    'higher',
-    s.relay,
-    (o) => o.saturation?.deliveredPerSec,
-  );
-  row('relay', 'p50 latency at saturation', 'ms', 'lower', s.relay, (o) => o.saturation?.latency.p50);
-  row('relay', 'p99 latency at saturation', 'ms', 'lower', s.relay, (o) => o.saturation?.latency.p99);
-  row('relay', 'max latency at saturation', 'ms', 'lower', s.relay, (o) => o.saturation?.latency.max);
+  // relay and fanout: the same ladder figures.
+  const ladderRows = (
+    scenario: 'relay' | 'fanout',
+    outcomes: Record<string, Outcome<LadderOutcome>> | undefined,
+  ): void => {
+    row(
+      scenario,
+      'saturation throughput (delivered)',
+      'msg/s',
+      'higher',
+      outcomes,
+      (o) => o.saturation?.deliveredPerSec,
+    );
+    row(scenario, 'p50 latency at saturation', 'ms', 'lower', outcomes, (o) => o.saturation?.latency.p50);
+    row(scenario, 'p99 latency at saturation', 'ms', 'lower', outcomes, (o) => o.saturation?.latency.p99);
+    row(scenario, 'max latency at saturation', 'ms', 'lower', outcomes, (o) => o.saturation?.latency.max);
+    row(
+      scenario,
+      'highest sustained load (≥ 95 % delivered, p99 ≤ 100 ms)',
+      'msg/s',
+      'higher',
+      outcomes,
+      (o) => o.sustained?.deliveredPerSec,
+    );
+    row(
+      scenario,
+      'p99 latency at the highest sustained load',
+      'ms',
+      'lower',
+      outcomes,
+      (o) => o.sustained?.latency.p99,
+    );
+  };
+  ladderRows('relay', s.relay);
   const quarterRate = s.relay
     ? Object.values(s.relay)
         .map(ok)
@@ -148,33 +171,7 @@ export function summarise(results: Omit<BenchResults, 'summary'>): SummaryRow[] 
     s.relay,
     (o) => o.quarter?.step.latency.p99,
   );
-
-  row(
-    'fanout',
-    'saturation throughput (deliveries)',
-    'msg/s',
-    'higher',
-    s.fanout,
-    (o) => o.saturation?.deliveredPerSec,
-  );
-  row('fanout', 'p50 latency at saturation', 'ms', 'lower', s.fanout, (o) => o.saturation?.latency.p50);
-  row('fanout', 'p99 latency at saturation', 'ms', 'lower', s.fanout, (o) => o.saturation?.latency.p99);
-  row(
-    'fanout',
-    'highest sustained load (≥ 95 % delivered, p99 ≤ 100 ms)',
-    'msg/s',
-    'higher',
-    s.fanout,
-    (o) => o.sustained?.deliveredPerSec,
-  );
-  row(
-    'fanout',
-    'p99 latency at the highest sustained load',
-    'ms',
-    'lower',
-    s.fanout,
-    (o) => o.sustained?.latency.p99,
-  );
+  ladderRows('fanout', s.fanout);
 
   row('join', 'full handshakes per second', '/s', 'higher', s.join, (o) => o.handshakesPerSec);
   row('join', 'p50 handshake time', 'ms', 'lower', s.join, (o) => o.handshake.p50);
@@ -540,7 +537,8 @@ ${stepsTable('fanout', results.scenarios.fanout)}
 - **join** — for ${o.duration} s, ${o.joinConcurrency} handshakes in flight per worker: connect, receive the
   connection frame, send a hello with a new device_id, receive the room reply, close.
 - **soak** (\`--soak\`) — relay at half the measured saturation for ${o.soakSeconds} s, sampling the
-  server's RSS every 10 s; memory is "within 10 %" when no sample exceeds the first by more.
+  server's RSS every 10 s; memory is "within 10 %" when no sample exceeds the baseline by more
+  (the baseline is the first sample after a minute, or a fifth of a shorter soak).
 
 ## Reproduce
 

@@ -224,7 +224,9 @@ export async function runBench(argv: string[]): Promise<number> {
             if (!relay || isError(relay) || !relay.saturation)
               throw new Error('no relay saturation to take half of');
             rate = Math.max(1, Math.round(saturatedRate(relay) / 2));
-            source = 'half the relay saturation';
+            source = relay.stoppedBecause
+              ? 'half the relay saturation'
+              : 'half the best relay step (the ladder did not reach saturation)';
           }
           log(`    soak at ${rate} msgs/s (${source}) for ${opts.soakSeconds} s`);
           const o = await runSoak(ctx, server, setup, rate, source);

@@ -448,13 +448,16 @@ export interface SoakOutcome {
   rateSource: string;
   seconds: number;
   sampleEverySeconds: number;
+  /** Every sample, seconds since the end of the warm-up. */
   samples: { t: number; rssKiB: number }[];
+  /** Samples before this many seconds are not judged (the server's own warm-up). */
+  baselineAtSeconds: number;
   baselineKiB: number;
   maxKiB: number;
   lastKiB: number;
   /** (max − baseline) / baseline, %. */
   growthPct: number;
-  /** Every sample within 10 % above the first one. */
+  /** Every sample from the baseline on within 10 % above it. */
   withinTenPct: boolean;
   step: TrafficStep;
 }
@@ -493,7 +496,11 @@ export async function runSoak(
     clearInterval(sampler);
     await closeAll(ctx);
   }
-  const values = samples.map((s) => s.rssKiB);
+  // The baseline is the first sample after the server's own warm-up (heap and database caches
+  // growing to their working size): a minute in, or a fifth of a shorter soak.
+  const settleS = Math.min(60, opts.soakSeconds / 5);
+  const steady = samples.filter((s) => s.t >= settleS);
+  const values = (steady.length ? steady : samples).map((s) => s.rssKiB);
   const baselineKiB = values[0] ?? step.rssKiB;
   const maxKiB = Math.max(baselineKiB, ...values);
   return {
@@ -502,6 +509,7 @@ export async function runSoak(
     seconds: opts.soakSeconds,
     sampleEverySeconds: every,
     samples,
+    baselineAtSeconds: steady[0]?.t ?? 0,
     baselineKiB,
     maxKiB,
     lastKiB: values[values.length - 1] ?? step.rssKiB,

@@ -14,6 +14,7 @@ import { VERSION } from '../version.js';
 const COMMANDS = {
   serve: 'Run the server (WebSocket and HTTP on one port).',
   migrate: 'Apply pending database migrations and exit (serve also does this at start).',
+  bench: 'Run the benchmark: room-manager beside a minimal relay (the ceiling); see docs/performance.md.',
 } as const;
 type Command = keyof typeof COMMANDS;
 
@@ -64,6 +65,11 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   const command = first as Command;
+  if (command === 'bench') {
+    // The bench has its own options (room-manager bench --help); loaded only when asked for.
+    const { runBench } = await import('../bench/run.js');
+    return runBench(rest);
+  }
 
   let flags: Record<string, string | boolean | undefined>;
   try {
