@@ -18,6 +18,7 @@ import { RoomRegistry } from './rooms/room-registry.js';
 import { ConnectionIds } from './store/connection-ids.js';
 import { openStore } from './store/open-store.js';
 import { RecordWriter } from './store/record-writer.js';
+import { spoolFileFor } from './store/spool.js';
 import type { Store } from './store/store.js';
 import { ClientIpResolver } from './transport/client-ip.js';
 import { WsTransport } from './transport/ws-transport.js';
@@ -49,20 +50,37 @@ export class RoomServer {
     this.log = options.logger ?? createLogger(config);
   }
 
-  /** Opens and migrates the database, closes connections a crash left open, then listens. */
+  /**
+   * Opens and migrates the database, writes what an earlier process left in the spool, closes
+   * connections a crash left open, then listens.
+   */
   async start(): Promise<{ port: number; url: string }> {
     const { config, log } = this;
-    const store = (this.store = openStore(config.databaseUrl));
+    const store = (this.store = openStore(
+      config.databaseUrl,
+      { max: config.dbPoolMax, idle: config.dbPoolIdle, connectTimeoutMs: config.dbTimeoutMs },
+      log,
+    ));
     const applied = await store.migrate();
     if (applied.length) log.info({ migrations: applied }, 'database migrated');
-    const closed = await store.closeOpenConnections(new Date().toISOString());
-    if (closed) log.warn({ connections: closed }, 'closed connections left open by an earlier crash');
 
     const writer = (this.writer = new RecordWriter(
       store,
-      { batchSize: config.writerBatchSize, flushMs: config.writerFlushMs },
+      {
+        batchSize: config.writerBatchSize,
+        flushMs: config.writerFlushMs,
+        queueMax: config.writerQueueMax,
+        spoolPath: spoolFileFor(config.spoolDir, config.databaseUrl),
+      },
       log,
     ));
+    // Before anything else touches the record: the spool holds the oldest records (connections
+    // among them, which the next step closes) and ids the generators must stay above.
+    await writer.replaySpool();
+    const closed = await store.closeOpenConnections(new Date().toISOString());
+    if (closed) log.warn({ connections: closed }, 'closed connections left open by an earlier crash');
+    writer.roomQueryIds.raise(await store.maxRoomQueryId());
+
     const directory = new Directory(store, writer, config.roomCacheSize);
     const bus = (this.bus = new LocalBus());
     const registry = (this.registry = new RoomRegistry(directory, bus, { sameDevice: config.sameDevice }));
@@ -70,7 +88,8 @@ export class RoomServer {
 
     const http = (this.http = createHttpServer(
       createHttpHandler({
-        pingDatabase: () => store.ping(),
+        pingDatabase: () => withTimeout(store.ping(), config.dbTimeoutMs, 'database ping timed out'),
+        records: () => ({ pending: writer.pending, spooled: writer.spooled }),
         stopping: () => this.stopping,
         status: () => this.status(),
       }),
@@ -122,12 +141,15 @@ export class RoomServer {
       members: this.registry?.connectionCount ?? 0,
       rooms: this.registry?.roomCount ?? 0,
       pendingRecords: this.writer?.pending ?? 0,
+      spooledRecords: this.writer?.spooled ?? 0,
+      databaseWrites: this.writer ? (this.writer.databaseFailing ? 'failing' : 'ok') : 'unknown',
     };
   }
 
   /**
    * Graceful stop: refuse new connections, close every client with 1001 and record its
-   * disconnect, write every pending record, close the database.
+   * disconnect, write every pending record, close the database. When the database is away,
+   * what cannot be written goes to the spool (the next start writes it) and the stop completes.
    */
   stop(): Promise<void> {
     this.stopped ??= this.doStop();
@@ -144,13 +166,35 @@ export class RoomServer {
     await closedHttp;
     await this.bus?.close();
     if (this.writer) {
-      const pending = this.writer.pending;
-      await this.writer.drain();
-      this.log.info({ records: pending }, 'pending records written');
+      const { written, spooled } = await this.writer.close(this.config.dbTimeoutMs);
+      if (spooled) {
+        this.log.warn(
+          { records: written, spooled, spool: this.writer.spoolPath },
+          'database unavailable at shutdown: records spooled for the next start',
+        );
+      } else {
+        this.log.info({ records: written }, 'pending records written');
+      }
     }
-    await this.store?.close();
+    if (this.store) {
+      // A pool waiting on a dead server must not hold the exit.
+      await withTimeout(this.store.close(), this.config.dbTimeoutMs, 'database close timed out').catch(
+        (err: unknown) => this.log.warn({ err: (err as Error).message }, 'database close'),
+      );
+    }
     this.log.info('stopped');
   }
+}
+
+/** Rejects with `message` when `promise` has not settled within `ms`. */
+function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    promise,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(message)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
 }
 
 function urlHost(host: string): string {

@@ -1,5 +1,6 @@
 import { ConfigSchema, SETTINGS, type Config } from './schema.js';
 import { parseAddressRange } from '../transport/client-ip.js';
+import { backendOf } from '../store/backend.js';
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -43,15 +44,37 @@ export function loadConfig(
       );
     }
   }
-  if (!/^(sqlite:)/.test(config.databaseUrl)) {
+  const backend = backendOf(config.databaseUrl);
+  if (!backend) {
     throw new ConfigError(
-      `Invalid setting --database-url / DATABASE_URL: "${redactUrl(config.databaseUrl)}" is not a supported database (use sqlite:PATH)`,
+      `Invalid setting --database-url / DATABASE_URL: "${redactUrl(config.databaseUrl)}" is not a supported database (use sqlite:PATH, mysql://… or postgres://…)`,
+    );
+  }
+  if (backend !== 'sqlite') {
+    let ok = false;
+    try {
+      ok =
+        new URL(config.databaseUrl).hostname !== '' || new URL(config.databaseUrl).searchParams.has('socket');
+    } catch {
+      ok = false;
+    }
+    if (!ok) {
+      throw new ConfigError(
+        `Invalid setting --database-url / DATABASE_URL: "${redactUrl(config.databaseUrl)}" is not a valid URL (${backend}://USER:PASSWORD@HOST:PORT/DATABASE)`,
+      );
+    }
+  }
+  if (config.dbPoolIdle > config.dbPoolMax) {
+    throw new ConfigError(
+      `Invalid setting --db-pool-idle / DB_POOL_IDLE (got ${config.dbPoolIdle}): more than --db-pool-max (${config.dbPoolMax})`,
     );
   }
   return config;
 }
 
-/** Hides a password in a database URL, for logs and error messages. */
+/** Hides a password in a database URL (and password=… parameters), for logs and error messages. */
 export function redactUrl(url: string): string {
-  return url.replace(/^([a-z0-9+]+:\/\/[^:/@]*:)[^@]*@/i, '$1***@');
+  return url
+    .replace(/^([a-z0-9+]+:\/\/[^:/@]*:).*@/i, '$1***@')
+    .replace(/([?&](?:password|pass|pwd)=)[^&]*/gi, '$1***');
 }

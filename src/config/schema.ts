@@ -56,7 +56,37 @@ export const SETTINGS: SettingSpec[] = [
     // Embedded SQLite so that a fresh machine needs nothing else; the folder is created.
     schema: z.string().min(1).default('sqlite:./data/room-manager.db'),
     shownDefault: 'sqlite:./data/room-manager.db',
-    description: 'Where the record is kept: sqlite:PATH (sqlite::memory: for a throwaway database).',
+    description:
+      'Where the record is kept: sqlite:PATH (sqlite::memory: for a throwaway database), mysql://USER:PASSWORD@HOST:PORT/DB (MySQL 5.7+, MariaDB 10.6+) or postgres://USER:PASSWORD@HOST:PORT/DB.',
+  },
+  {
+    key: 'dbPoolMax',
+    flag: 'db-pool-max',
+    env: 'DB_POOL_MAX',
+    // The original Go server's pool: SetMaxOpenConns(10). Reads happen only at hello time and the
+    // writer uses one connection, so 10 is plenty.
+    schema: int(1, 1000).default(10),
+    shownDefault: '10',
+    description: 'MySQL/PostgreSQL: most open database connections.',
+  },
+  {
+    key: 'dbPoolIdle',
+    flag: 'db-pool-idle',
+    env: 'DB_POOL_IDLE',
+    // The original's SetMaxIdleConns(5): half the pool stays warm, the rest is closed when idle.
+    schema: int(0, 1000).default(5),
+    shownDefault: '5',
+    description: 'MySQL/PostgreSQL: most idle connections kept open (at most --db-pool-max).',
+  },
+  {
+    key: 'dbTimeoutMs',
+    flag: 'db-timeout-ms',
+    env: 'DB_TIMEOUT_MS',
+    // Short, so that during an outage a hello that needs the database is answered `unavailable`
+    // within seconds instead of hanging, and /readyz answers promptly.
+    schema: int(100, 120_000).default(3000),
+    shownDefault: '3000',
+    description: 'MySQL/PostgreSQL connect timeout, and the /readyz database ping timeout, in milliseconds.',
   },
   {
     key: 'trustedProxies',
@@ -143,6 +173,27 @@ export const SETTINGS: SettingSpec[] = [
     description: 'Longest a record waits in memory before the writer flushes it.',
   },
   {
+    key: 'writerQueueMax',
+    flag: 'writer-queue-max',
+    env: 'WRITER_QUEUE_MAX',
+    // Records waiting in memory while the database is away (a few tens of MB of typical
+    // messages); past this they go to the spool file, so memory stays bounded in a long outage.
+    schema: int(1, 10_000_000).default(100_000),
+    shownDefault: '100000',
+    description:
+      'Most records waiting in memory for the database; past this they are appended to the spool file.',
+  },
+  {
+    key: 'spoolDir',
+    flag: 'spool-dir',
+    env: 'SPOOL_DIR',
+    // Beside the default SQLite file; local disk, so that an outage of the database costs nothing.
+    schema: z.string().min(1).default('./data/spool'),
+    shownDefault: './data/spool',
+    description:
+      'Folder of the spool: records that could not be written yet (JSON lines), replayed in order when the database is back and at the next start.',
+  },
+  {
     key: 'roomCacheSize',
     flag: 'room-cache-size',
     env: 'ROOM_CACHE_SIZE',
@@ -171,5 +222,10 @@ export interface Config {
   statusIntervalMs: number;
   writerBatchSize: number;
   writerFlushMs: number;
+  writerQueueMax: number;
+  spoolDir: string;
+  dbPoolMax: number;
+  dbPoolIdle: number;
+  dbTimeoutMs: number;
   roomCacheSize: number;
 }

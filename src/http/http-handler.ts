@@ -1,13 +1,17 @@
 /**
  * Plain HTTP on the WebSocket port: health and readiness for load balancers and orchestrators.
  *   GET /healthz → 200 while the process is up.
- *   GET /readyz  → 200 when the database answers, 503 otherwise (or while shutting down).
+ *   GET /readyz  → 200 when the database answers (within the ping timeout), 503 otherwise (or
+ *                  while shutting down); both say `database: up | down` and how many records
+ *                  wait to be written (`pending`, of which `spooled` are in the spool file).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
 export interface HealthSource {
   /** Resolves when the database answers; rejects otherwise. */
   pingDatabase(): Promise<void>;
+  /** Records not yet in the database, and how many of them are in the spool file. */
+  records(): { pending: number; spooled: number };
   stopping(): boolean;
   status(): Record<string, unknown>;
 }
@@ -20,14 +24,17 @@ export function createHttpHandler(health: HealthSource) {
       case '/healthz':
         return json(res, 200, { status: 'ok' });
       case '/readyz':
-        if (health.stopping()) return json(res, 503, { status: 'stopping', database: 'unknown' });
+        if (health.stopping())
+          return json(res, 503, { status: 'stopping', database: 'unknown', records: health.records() });
         health.pingDatabase().then(
-          () => json(res, 200, { status: 'ready', database: 'up' }),
+          () => json(res, 200, { status: 'ready', database: 'up', records: health.records() }),
           (err: unknown) =>
             json(res, 503, {
               status: 'not_ready',
               database: 'down',
+              // The driver's message (e.g. "connect ECONNREFUSED 127.0.0.1:3306"), never the URL.
               error: (err as Error)?.message ?? String(err),
+              records: health.records(),
             }),
         );
         return;

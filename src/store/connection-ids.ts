@@ -1,11 +1,13 @@
 /**
- * Connection ids are assigned by the server, not the database, so that the batched writer can
- * insert a connection and later close it without reading anything back. They are
- * `milliseconds × 1000 + n`: increasing, unique within a process, above every id already
+ * Row ids assigned by the server, not the database, so that the batched writer can insert a row
+ * without reading anything back (a connection is later closed by its id), and so that a batch
+ * written again after an unknown outcome inserts nothing twice (the id is the row's key).
+ * They are `milliseconds × 1000 + n`: increasing, unique within a process, above every id already
  * recorded, and exact in a JS number until the year 2255.
- * (A cluster will need a node component here; see docs/architecture.md.)
+ * Used for `connections` and `room_queries`. (A cluster will need a node component here; see
+ * docs/architecture.md.)
  */
-export class ConnectionIds {
+export class ServerIds {
   private last: number;
 
   constructor(maxRecorded: number) {
@@ -17,4 +19,12 @@ export class ConnectionIds {
     this.last = candidate > this.last ? candidate : this.last + 1;
     return this.last;
   }
+
+  /** Makes every later id larger than `maxRecorded` (an id found in the database or a spool). */
+  raise(maxRecorded: number): void {
+    if (maxRecorded > this.last) this.last = maxRecorded;
+  }
 }
+
+/** Connection ids (the name the sessions know the generator by). */
+export class ConnectionIds extends ServerIds {}

@@ -1,12 +1,26 @@
 /** DATABASE_URL → the Store for it. */
+import type { Logger } from 'pino';
 import type { Store } from './store.js';
 import { SqliteStore } from './sqlite-store.js';
+import { MysqlStore } from './mysql-store.js';
+import { PostgresStore } from './postgres-store.js';
+import { DEFAULT_POOL, type PoolOptions } from './pool-options.js';
+import { backendOf } from './backend.js';
 
-export function openStore(databaseUrl: string): Store {
-  if (databaseUrl.startsWith('sqlite:')) {
-    let path = databaseUrl.slice('sqlite:'.length);
-    if (path.startsWith('//')) path = path.slice(2); // sqlite://path, as some tools write it
-    return SqliteStore.open(path);
+export { backendOf };
+
+export function openStore(databaseUrl: string, pool: PoolOptions = DEFAULT_POOL, log?: Logger): Store {
+  switch (backendOf(databaseUrl)) {
+    case 'sqlite': {
+      let path = databaseUrl.slice('sqlite:'.length);
+      if (path.startsWith('//')) path = path.slice(2); // sqlite://path, as some tools write it
+      return SqliteStore.open(path);
+    }
+    case 'mysql':
+      return MysqlStore.open(databaseUrl, pool);
+    case 'postgres':
+      return PostgresStore.open(databaseUrl, pool, log);
+    default:
+      throw new Error(`unsupported database URL scheme: ${databaseUrl.split(':')[0]}`);
   }
-  throw new Error(`unsupported database URL scheme: ${databaseUrl.split(':')[0]}`);
 }

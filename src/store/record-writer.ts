@@ -1,41 +1,107 @@
 /**
  * The batching writer: records are appended on the hot path (an array push) and written off it,
- * many per transaction. While the database refuses a batch, the batch stays at the head of the
- * queue and is retried with backoff, so nothing accepted is dropped or reordered.
+ * many per transaction, in the order they were made.
+ *
+ * While the database refuses a batch, the batch is retried with backoff; records made meanwhile
+ * wait in memory, up to `queueMax`, and past that are appended to the spool file on local disk
+ * (spool.ts). When the database answers again the spool is written first, in order, then the
+ * memory queue, and the spool file is deleted once empty. Every write is idempotent (see
+ * SqlStore), so a batch whose outcome was unknown is simply written again: no record is lost and
+ * none is written twice.
+ *
+ * Order is kept by one invariant: the batch in flight is older than everything in the spool,
+ * which is older than everything in memory. A batch in flight that came from memory is written to
+ * the spool first whenever memory spills, so the spool can always be read from its front.
  */
 import type { Logger } from 'pino';
 import type { RecordEntry, Store } from './store.js';
+import { ServerIds } from './connection-ids.js';
+import { Spool } from './spool.js';
 
 export interface RecordWriterOptions {
   /** Most entries in one transaction. */
   batchSize: number;
   /** Longest an entry waits before a flush starts. */
   flushMs: number;
+  /** Most entries waiting in memory; past it they go to the spool (when there is one). */
+  queueMax?: number;
+  /** The spool file; without one, entries wait in memory however many there are. */
+  spoolPath?: string;
+}
+
+/** What `until` rejects with while the database is failing: the caller needs a fresh database. */
+export class DatabaseUnavailableError extends Error {
+  override name = 'DatabaseUnavailableError';
 }
 
 const RETRY_MIN_MS = 100;
-const RETRY_MAX_MS = 5_000;
+const RETRY_MAX_MS = 2_000;
+
+interface Inflight {
+  entries: RecordEntry[];
+  /** Set when the same entries are the spool's front lines (lines and bytes there). */
+  spooled: { lines: number; bytes: number } | undefined;
+}
+
+interface Waiter {
+  ticket: number;
+  resolve: () => void;
+  /** Rejected (instead of waiting) while the database is failing. */
+  reject: ((err: Error) => void) | undefined;
+}
 
 export class RecordWriter {
   private queue: RecordEntry[] = [];
   private head = 0;
+  private inflight: Inflight | undefined;
+  private readonly spool: Spool | undefined;
+  private readonly queueMax: number;
   private timer: NodeJS.Timeout | undefined;
-  private running = false;
+  private running: Promise<void> | undefined;
   private retryMs = RETRY_MIN_MS;
+  private sleeping: { timer: NodeJS.Timeout; wake: () => void } | undefined;
   private failing = false;
-  private waiters: { ticket: number; resolve: () => void }[] = [];
+  private closed = false;
+  private spilledThisOutage = false;
+  private waiters: Waiter[] = [];
+  private failureListeners: (() => void)[] = [];
   /** Entries ever appended / ever committed: a ticket is the appended count at some moment. */
   private appended = 0;
   private written = 0;
+  /** Ids for room_query records (server-assigned, so that a rewrite inserts nothing twice). */
+  readonly roomQueryIds = new ServerIds(0);
 
   constructor(
     private readonly store: Store,
     private readonly options: RecordWriterOptions,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.queueMax = options.spoolPath ? Math.max(1, options.queueMax ?? Infinity) : Infinity;
+    if (options.spoolPath) {
+      this.spool = new Spool(options.spoolPath);
+      // Records an earlier process spooled count as appended before anything of ours.
+      this.appended = this.spool.count;
+    }
+  }
 
+  /** Entries not yet committed (in flight, in memory and in the spool). */
   get pending(): number {
     return this.appended - this.written;
+  }
+
+  /** Entries waiting in the spool file. */
+  get spooled(): number {
+    return this.spool?.count ?? 0;
+  }
+
+  /** The spool file, if there is one. */
+  get spoolPath(): string | undefined {
+    return this.spool?.path;
+  }
+
+  /** Whether the last write failed (the database is away). */
+  get databaseFailing(): boolean {
+    return this.failing;
   }
 
   /** A ticket that `until` resolves once everything appended so far is committed. */
@@ -46,6 +112,7 @@ export class RecordWriter {
   append(entry: RecordEntry): void {
     this.queue.push(entry);
     this.appended++;
+    if (this.queue.length - this.head > this.queueMax) this.spill();
     if (this.running || this.timer) return;
     if (this.queue.length - this.head >= this.options.batchSize || this.options.flushMs === 0) {
       this.timer = setTimeout(this.run, 0);
@@ -54,74 +121,234 @@ export class RecordWriter {
     }
   }
 
-  /** Resolves once every entry appended before `ticket` is committed. */
+  /**
+   * Resolves once every entry appended before `ticket` is committed. While the database is
+   * failing it rejects with DatabaseUnavailableError instead of waiting for the outage to end:
+   * the caller wants to read a database that is at least this fresh, and cannot now.
+   */
   until(ticket: number): Promise<void> {
     if (this.written >= ticket) return Promise.resolve();
-    return new Promise((resolve) => {
-      this.waiters.push({ ticket, resolve });
+    if (this.failing) return Promise.reject(new DatabaseUnavailableError('the database is unavailable'));
+    return new Promise((resolve, reject) => {
+      this.waiters.push({ ticket, resolve, reject });
       this.kick();
     });
   }
 
-  /** Resolves once everything appended so far is committed. */
+  /** Resolves once everything appended so far is committed, however long that takes. */
   drain(): Promise<void> {
-    return this.until(this.appended);
+    const ticket = this.appended;
+    if (this.written >= ticket) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.waiters.push({ ticket, resolve, reject: undefined });
+      this.kick();
+    });
+  }
+
+  /**
+   * Writes a spool left by an earlier process (the server calls this before it listens).
+   * Returns how many records it held.
+   */
+  async replaySpool(): Promise<number> {
+    const count = this.spool?.count ?? 0;
+    if (count === 0) return 0;
+    this.log.info({ records: count, spool: this.spool!.path }, 'record writer: replaying the spool');
+    await this.drain();
+    this.log.info({ records: count }, 'record writer: spool replayed');
+    return count;
+  }
+
+  /**
+   * For shutdown: writes everything pending; if the database fails (or is failing), stops
+   * retrying after at most `waitMs` for a write in flight and appends the rest to the spool, for
+   * the next start to replay. Returns how many records were written and how many spooled.
+   */
+  async close(waitMs: number): Promise<{ written: number; spooled: number }> {
+    const before = this.written;
+    if (this.pending > 0) {
+      await Promise.race([this.drain(), this.outage()]);
+    }
+    let spooled = 0;
+    if (this.pending > 0 && this.spool) {
+      this.closed = true;
+      this.wakeFromSleep();
+      clearTimeout(this.timer);
+      this.timer = undefined;
+      const running = this.running;
+      if (running) {
+        let cap: NodeJS.Timeout | undefined;
+        await Promise.race([running, new Promise((r) => (cap = setTimeout(r, waitMs)))]);
+        clearTimeout(cap);
+      }
+      if (this.pending > 0) {
+        this.spill();
+        spooled = this.spool.count;
+      }
+    }
+    this.closed = true;
+    this.spool?.close();
+    return { written: this.written - before, spooled };
+  }
+
+  /** Resolves when a write fails (at once if the database is failing now). */
+  private outage(): Promise<void> {
+    if (this.failing) return Promise.resolve();
+    return new Promise((resolve) => this.failureListeners.push(resolve));
   }
 
   private kick(): void {
-    if (this.running) return;
+    if (this.running || this.closed) return;
     if (this.timer) clearTimeout(this.timer);
     this.timer = setTimeout(this.run, 0);
   }
 
-  private readonly run = async (): Promise<void> => {
-    this.timer = undefined;
-    if (this.running) return;
-    this.running = true;
-    try {
-      while (this.head < this.queue.length) {
-        const end = Math.min(this.queue.length, this.head + this.options.batchSize);
-        const batch = this.queue.slice(this.head, end);
-        try {
-          await this.store.write(batch);
-        } catch (err) {
-          if (!this.failing) {
-            this.failing = true;
-            this.log.error({ err, pending: this.pending }, 'record writer: database write failed; retrying');
-          }
-          await new Promise((r) => setTimeout(r, this.retryMs));
-          this.retryMs = Math.min(RETRY_MAX_MS, this.retryMs * 2);
-          continue;
-        }
-        if (this.failing) {
-          this.failing = false;
-          this.log.info({ pending: this.pending }, 'record writer: database writes resumed');
-        }
-        this.retryMs = RETRY_MIN_MS;
-        this.head = end;
-        this.written += batch.length;
-        // Compact now and then rather than shifting on every batch.
-        if (this.head > 4096 && this.head * 2 > this.queue.length) {
-          this.queue = this.queue.slice(this.head);
-          this.head = 0;
-        }
-        this.wake();
+  /** Moves the batch in flight (if it came from memory) and the memory queue to the spool. */
+  private spill(): void {
+    const spool = this.spool;
+    if (!spool) return;
+    if (!this.spilledThisOutage) {
+      this.spilledThisOutage = true;
+      this.log.warn(
+        { pending: this.pending, spool: spool.path },
+        'record writer: memory queue full; spooling records to disk',
+      );
+    }
+    if (this.inflight && !this.inflight.spooled) {
+      // The spool holds nothing unread now (it is read before memory), so these become its front.
+      const entries = this.withIds(this.inflight.entries);
+      this.inflight.spooled = { lines: entries.length, bytes: spool.append(entries) };
+    }
+    const rest = this.queue.slice(this.head);
+    this.queue = [];
+    this.head = 0;
+    spool.append(this.withIds(rest));
+  }
+
+  /** Gives every room_query its id before it is first written or spooled. */
+  private withIds(entries: RecordEntry[]): RecordEntry[] {
+    for (const e of entries) {
+      if (e.kind === 'room_query' && e.id === undefined) e.id = this.roomQueryIds.next();
+    }
+    return entries;
+  }
+
+  /** The next batch: the spool's front, else memory. */
+  private take(): Inflight | undefined {
+    if (this.spool && this.spool.unreadBytes > 0) {
+      const batch = this.spool.read(this.options.batchSize);
+      if (batch.lines > 0) {
+        return { entries: batch.entries, spooled: { lines: batch.lines, bytes: batch.bytes } };
       }
+    }
+    if (this.head >= this.queue.length) return undefined;
+    const end = Math.min(this.queue.length, this.head + this.options.batchSize);
+    const entries = this.withIds(this.queue.slice(this.head, end));
+    this.head = end;
+    if (this.head === this.queue.length) {
       this.queue = [];
       this.head = 0;
-    } finally {
-      this.running = false;
+    } else if (this.head > 4096 && this.head * 2 > this.queue.length) {
+      // Compact now and then rather than shifting on every batch.
+      this.queue = this.queue.slice(this.head);
+      this.head = 0;
     }
-    this.wake();
+    return { entries, spooled: undefined };
+  }
+
+  private readonly run = (): void => {
+    this.timer = undefined;
+    if (this.running || this.closed) return;
+    this.running = this.loop().finally(() => {
+      this.running = undefined;
+      this.wake();
+      // Entries appended while the last write was finishing.
+      if (!this.closed && (this.head < this.queue.length || (this.spool?.unreadBytes ?? 0) > 0)) this.kick();
+    });
   };
+
+  private async loop(): Promise<void> {
+    while (!this.closed) {
+      this.inflight ??= this.take();
+      const batch = this.inflight;
+      if (!batch) break;
+      try {
+        if (batch.entries.length) await this.store.write(batch.entries);
+      } catch (err) {
+        if (this.closed) return;
+        this.onFailure(err);
+        await this.sleep(this.retryMs);
+        this.retryMs = Math.min(RETRY_MAX_MS, this.retryMs * 2);
+        continue;
+      }
+      if (this.closed) return; // shutting down: the batch is in the spool as well; a rewrite is harmless
+      this.onSuccess();
+      this.inflight = undefined;
+      const lines = batch.spooled ? batch.spooled.lines : batch.entries.length;
+      if (batch.spooled) this.spool!.commit(batch.spooled.lines, batch.spooled.bytes);
+      this.written += lines;
+      this.wake();
+    }
+  }
+
+  private onFailure(err: unknown): void {
+    if (this.failing) return;
+    this.failing = true;
+    // Logged once per outage, never per record.
+    this.log.error(
+      { err: errorText(err), pending: this.pending, spooled: this.spooled },
+      'record writer: database write failed; records wait in memory and the spool, retrying with backoff',
+    );
+    for (const listener of this.failureListeners) listener();
+    this.failureListeners = [];
+    const still: Waiter[] = [];
+    for (const w of this.waiters) {
+      if (w.reject) w.reject(new DatabaseUnavailableError('the database is unavailable'));
+      else still.push(w);
+    }
+    this.waiters = still;
+  }
+
+  private onSuccess(): void {
+    this.retryMs = RETRY_MIN_MS;
+    if (!this.failing) return;
+    this.failing = false;
+    this.spilledThisOutage = false;
+    this.log.info({ pending: this.pending, spooled: this.spooled }, 'record writer: database writes resumed');
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.sleeping = undefined;
+        resolve();
+      }, ms);
+      this.sleeping = { timer, wake: resolve };
+    });
+  }
+
+  private wakeFromSleep(): void {
+    if (!this.sleeping) return;
+    clearTimeout(this.sleeping.timer);
+    this.sleeping.wake();
+    this.sleeping = undefined;
+  }
 
   private wake(): void {
     if (this.waiters.length === 0) return;
-    const still: typeof this.waiters = [];
+    const still: Waiter[] = [];
     for (const w of this.waiters) {
       if (this.written >= w.ticket) w.resolve();
       else still.push(w);
     }
     this.waiters = still;
   }
+}
+
+/** An error's message, never its connection details (no URL or password ever reaches a log). */
+function errorText(err: unknown): string {
+  if (err instanceof Error) {
+    const code = (err as { code?: unknown }).code;
+    return code ? `${String(code)}: ${err.message}` : err.message;
+  }
+  return String(err);
 }

@@ -35,7 +35,8 @@ export interface MessagesTable {
 }
 
 export interface RoomQueriesTable {
-  id: Generated<number>;
+  /** Assigned by the server (ServerIds), like connections.id. */
+  id: number;
   device_id: string;
   room_id: string;
   queried_at: string;

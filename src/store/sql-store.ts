@@ -1,14 +1,33 @@
 /**
  * The Store over Kysely: the same queries for every backend, with the few dialect differences
- * (upsert syntax, timestamp values) handled here.
+ * (upsert syntax, timestamp values) handled here. A backend (SqliteStore, MysqlStore,
+ * PostgresStore) adds its connection pool and the toDb/fromDb timestamp hooks.
+ *
+ * Every write is idempotent, so that a batch whose commit outcome is unknown (the connection
+ * broke during COMMIT), or a spool replayed after a crash, can be written again: messages are
+ * keyed by (room_id, seq), connections and room_queries by their server-assigned ids, devices are
+ * upserted and a connection's close is an update.
  */
 import { Kysely, Migrator, sql, type Transaction } from 'kysely';
 import type { Database } from './schema.js';
-import type { DeviceRow, Dialect, RecordEntry, RoomRow, Store, Timestamp } from './store.js';
+import {
+  roomQueryId,
+  type DeviceRow,
+  type Dialect,
+  type RecordEntry,
+  type RoomRow,
+  type Store,
+  type Timestamp,
+} from './store.js';
 import { migrations } from './migrations/index.js';
 
 /** Rows per multi-row INSERT: keeps every backend under its bound-parameter limit. */
 const ROWS_PER_INSERT = 500;
+/**
+ * Characters of message content per INSERT: keeps one statement well under MySQL's
+ * max_allowed_packet (16 MiB by default; mysql2 inlines escaped values, which can double them).
+ */
+const CONTENT_CHARS_PER_INSERT = 1_000_000;
 
 export class SqlStore implements Store {
   constructor(
@@ -42,7 +61,7 @@ export class SqlStore implements Store {
     const insert = this.db.insertInto('rooms').values({ room_id: roomId, created_at: this.toDb(createdAt) });
     const result =
       this.dialect === 'mysql'
-        ? await insert.ignore().executeTakeFirst()
+        ? await insert.ignore().executeTakeFirst() // rooms has no foreign key IGNORE could hide
         : await insert.onConflict((oc) => oc.column('room_id').doNothing()).executeTakeFirst();
     return Number(result.numInsertedOrUpdatedRows ?? 0n) === 1;
   }
@@ -81,6 +100,14 @@ export class SqlStore implements Store {
     return Number(row?.id ?? 0);
   }
 
+  async maxRoomQueryId(): Promise<number> {
+    const row = await this.db
+      .selectFrom('room_queries')
+      .select((eb) => eb.fn.max('id').as('id'))
+      .executeTakeFirst();
+    return Number(row?.id ?? 0);
+  }
+
   async closeOpenConnections(at: Timestamp): Promise<number> {
     const result = await this.db
       .updateTable('connections')
@@ -99,7 +126,12 @@ export class SqlStore implements Store {
       while (i < entries.length) {
         const kind = entries[i]!.kind;
         let j = i + 1;
-        while (j < entries.length && entries[j]!.kind === kind && j - i < ROWS_PER_INSERT) j++;
+        let chars = contentChars(entries[i]!);
+        while (j < entries.length && entries[j]!.kind === kind && j - i < ROWS_PER_INSERT) {
+          chars += contentChars(entries[j]!);
+          if (chars > CONTENT_CHARS_PER_INSERT) break;
+          j++;
+        }
         await this.writeRun(trx, entries.slice(i, j));
         i = j;
       }
@@ -125,6 +157,11 @@ export class SqlStore implements Store {
               client_ip: e.clientIp,
             })),
           )
+          .$call((q) =>
+            this.dialect === 'mysql'
+              ? q.onDuplicateKeyUpdate({ id: sql.ref('id') })
+              : q.onConflict((oc) => oc.column('id').doNothing()),
+          )
           .execute();
         return;
       case 'connection_close':
@@ -149,6 +186,11 @@ export class SqlStore implements Store {
               seq: e.seq,
             })),
           )
+          .$call((q) =>
+            this.dialect === 'mysql'
+              ? q.onDuplicateKeyUpdate({ seq: sql.ref('seq') })
+              : q.onConflict((oc) => oc.columns(['room_id', 'seq']).doNothing()),
+          )
           .execute();
         return;
       case 'room_query':
@@ -156,10 +198,16 @@ export class SqlStore implements Store {
           .insertInto('room_queries')
           .values(
             (run as Extract<RecordEntry, { kind: 'room_query' }>[]).map((e) => ({
+              id: roomQueryId(e),
               device_id: e.deviceId,
               room_id: e.roomId,
               queried_at: this.toDb(e.at),
             })),
+          )
+          .$call((q) =>
+            this.dialect === 'mysql'
+              ? q.onDuplicateKeyUpdate({ id: sql.ref('id') })
+              : q.onConflict((oc) => oc.column('id').doNothing()),
           )
           .execute();
         return;
@@ -223,4 +271,8 @@ export class SqlStore implements Store {
   protected fromDb(value: unknown): Timestamp {
     return value instanceof Date ? value.toISOString() : String(value);
   }
+}
+
+function contentChars(e: RecordEntry): number {
+  return e.kind === 'message' ? e.content.length : 0;
 }

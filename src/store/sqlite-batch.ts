@@ -3,7 +3,7 @@
  * in-memory database (which another thread cannot open).
  */
 import type BetterSqlite3 from 'better-sqlite3';
-import type { RecordEntry, Timestamp } from './store.js';
+import { roomQueryId, type RecordEntry, type Timestamp } from './store.js';
 
 export interface SqliteWrites {
   /** The entries in one transaction, in order. */
@@ -14,6 +14,7 @@ export interface SqliteWrites {
   closeOpenConnections(at: Timestamp): number;
 }
 
+/** Every insert is idempotent, as in SqlStore: a batch written twice inserts no row twice. */
 export function sqliteWrites(db: BetterSqlite3.Database): SqliteWrites {
   const s = {
     device: db.prepare(
@@ -24,14 +25,17 @@ export function sqliteWrites(db: BetterSqlite3.Database): SqliteWrites {
     ),
     connectionOpen: db.prepare(
       `insert into connections (id, device_id, room_id, identity, connected_at, disconnected_at, client_ip)
-       values (?, ?, ?, ?, ?, null, ?)`,
+       values (?, ?, ?, ?, ?, null, ?) on conflict (id) do nothing`,
     ),
     connectionClose: db.prepare(`update connections set disconnected_at = ? where id = ?`),
     message: db.prepare(
       `insert into messages (from_device_id, to_device_id, room_id, message_content, sent_at, seq)
-       values (?, ?, ?, ?, ?, ?)`,
+       values (?, ?, ?, ?, ?, ?) on conflict (room_id, seq) do nothing`,
     ),
-    roomQuery: db.prepare(`insert into room_queries (device_id, room_id, queried_at) values (?, ?, ?)`),
+    roomQuery: db.prepare(
+      `insert into room_queries (id, device_id, room_id, queried_at) values (?, ?, ?, ?)
+       on conflict (id) do nothing`,
+    ),
     room: db.prepare(
       `insert into rooms (room_id, created_at) values (?, ?) on conflict (room_id) do nothing`,
     ),
@@ -53,7 +57,7 @@ export function sqliteWrites(db: BetterSqlite3.Database): SqliteWrites {
           s.connectionClose.run(e.at, e.id);
           break;
         case 'room_query':
-          s.roomQuery.run(e.deviceId, e.roomId, e.at);
+          s.roomQuery.run(roomQueryId(e), e.deviceId, e.roomId, e.at);
           break;
       }
     }

@@ -46,7 +46,17 @@ export type RecordEntry =
       content: string;
       sentAt: Timestamp;
     }
-  | { kind: 'room_query'; deviceId: string; roomId: string; at: Timestamp };
+  /**
+   * A query_room. `id` is server-assigned (ServerIds) by the RecordWriter before the record is
+   * first written or spooled, so that writing it again inserts nothing twice.
+   */
+  | { kind: 'room_query'; id?: number; deviceId: string; roomId: string; at: Timestamp };
+
+/** A room_query's id; the RecordWriter assigns it before the record is first written. */
+export function roomQueryId(e: Extract<RecordEntry, { kind: 'room_query' }>): number {
+  if (e.id === undefined) throw new Error('room_query record without an id');
+  return e.id;
+}
 
 export interface Store {
   readonly dialect: Dialect;
@@ -60,9 +70,15 @@ export interface Store {
   lastSeq(roomId: string): Promise<number>;
   /** Highest connection id recorded, 0 for none. */
   maxConnectionId(): Promise<number>;
+  /** Highest room_queries id recorded, 0 for none. */
+  maxRoomQueryId(): Promise<number>;
   /** Records `disconnected_at = at` on every connection still open; returns how many. */
   closeOpenConnections(at: Timestamp): Promise<number>;
-  /** Writes the entries in one transaction, in order. */
+  /**
+   * Writes the entries in one transaction, in order. Idempotent: a batch written again (after a
+   * failure whose outcome was unknown, or from the spool) inserts no row twice. Every room_query
+   * entry must carry its id.
+   */
   write(entries: readonly RecordEntry[]): Promise<void>;
   /** Resolves when the database answers. */
   ping(): Promise<void>;

@@ -1,45 +1,59 @@
 /**
  * The seed's five tables, plus `messages.seq` (per-room order). Indexes only for the queries the
  * server makes (every index costs each insert on the message path); MySQL adds its own for
- * foreign keys.
+ * foreign keys. Column types per backend come from column-types.ts.
  */
-import { sql, type ColumnDefinitionBuilder, type Kysely, type Migration } from 'kysely';
+import {
+  sql,
+  type ColumnDefinitionBuilder,
+  type CreateTableBuilder,
+  type Kysely,
+  type Migration,
+} from 'kysely';
 import type { Dialect } from '../store.js';
 import { types } from './column-types.js';
 
 export function initial(dialect: Dialect): Migration {
   const t = types(dialect);
   const ts = sql.raw(t.timestamp);
+  const name = sql.raw(t.varchar(255));
+  const code = sql.raw(t.varchar(8));
+  const ip = sql.raw(t.varchar(45));
   // An id the database assigns on insert.
   const serialId = (c: ColumnDefinitionBuilder) =>
     dialect === 'postgres' ? c.primaryKey().generatedByDefaultAsIdentity() : c.primaryKey().autoIncrement();
+  const options = <T extends string, C extends string>(b: CreateTableBuilder<T, C>) =>
+    t.tableOptions ? b.modifyEnd(sql.raw(t.tableOptions)) : b;
   return {
     async up(db: Kysely<unknown>) {
       await db.schema
         .createTable('rooms')
-        .addColumn('room_id', 'varchar(8)', (c) => c.primaryKey())
+        .addColumn('room_id', code, (c) => c.primaryKey())
         .addColumn('created_at', ts, (c) => c.notNull())
+        .$call(options)
         .execute();
 
       await db.schema
         .createTable('devices')
-        .addColumn('device_id', 'varchar(255)', (c) => c.primaryKey())
+        .addColumn('device_id', name, (c) => c.primaryKey())
         .addColumn('first_connected_at', ts, (c) => c.notNull())
         .addColumn('last_connected_at', ts, (c) => c.notNull())
-        .addColumn('last_room_id', 'varchar(8)', (c) => c.references('rooms.room_id'))
-        .addColumn('last_identity', 'varchar(255)', (c) => c.notNull())
+        .addColumn('last_room_id', code, (c) => c.references('rooms.room_id'))
+        .addColumn('last_identity', name, (c) => c.notNull())
+        .$call(options)
         .execute();
 
       await db.schema
         .createTable('connections')
-        // Assigned by the server (see ConnectionIds) so that the batched writer can close the row later.
+        // Assigned by the server (see ServerIds) so that the batched writer can close the row later.
         .addColumn('id', t.bigint, (c) => c.primaryKey())
-        .addColumn('device_id', 'varchar(255)', (c) => c.notNull().references('devices.device_id'))
-        .addColumn('room_id', 'varchar(8)', (c) => c.notNull().references('rooms.room_id'))
-        .addColumn('identity', 'varchar(255)', (c) => c.notNull())
+        .addColumn('device_id', name, (c) => c.notNull().references('devices.device_id'))
+        .addColumn('room_id', code, (c) => c.notNull().references('rooms.room_id'))
+        .addColumn('identity', name, (c) => c.notNull())
         .addColumn('connected_at', ts, (c) => c.notNull())
         .addColumn('disconnected_at', ts)
-        .addColumn('client_ip', 'varchar(45)', (c) => c.notNull())
+        .addColumn('client_ip', ip, (c) => c.notNull())
+        .$call(options)
         .execute();
       // Finding connections left open by a crash.
       await db.schema.createIndex('connections_open').on('connections').column('disconnected_at').execute();
@@ -47,14 +61,15 @@ export function initial(dialect: Dialect): Migration {
       await db.schema
         .createTable('messages')
         .addColumn('id', t.bigint, serialId)
-        .addColumn('from_device_id', 'varchar(255)', (c) => c.notNull().references('devices.device_id'))
-        .addColumn('to_device_id', 'varchar(255)')
-        .addColumn('room_id', 'varchar(8)', (c) => c.notNull().references('rooms.room_id'))
+        .addColumn('from_device_id', name, (c) => c.notNull().references('devices.device_id'))
+        .addColumn('to_device_id', name)
+        .addColumn('room_id', code, (c) => c.notNull().references('rooms.room_id'))
         .addColumn('message_content', sql.raw(t.content), (c) => c.notNull())
         .addColumn('sent_at', ts, (c) => c.notNull())
         .addColumn('seq', t.bigint, (c) => c.notNull())
+        .$call(options)
         .execute();
-      // Order within a room, history and resume; also makes a replayed batch idempotent.
+      // Order within a room, history and resume; also what makes a replayed batch insert nothing twice.
       await db.schema
         .createIndex('messages_room_seq')
         .on('messages')
@@ -64,10 +79,12 @@ export function initial(dialect: Dialect): Migration {
 
       await db.schema
         .createTable('room_queries')
-        .addColumn('id', t.bigint, serialId)
-        .addColumn('device_id', 'varchar(255)', (c) => c.notNull().references('devices.device_id'))
-        .addColumn('room_id', 'varchar(8)', (c) => c.notNull().references('rooms.room_id'))
+        // Assigned by the server (see ServerIds): a replayed batch inserts nothing twice.
+        .addColumn('id', t.bigint, (c) => c.primaryKey())
+        .addColumn('device_id', name, (c) => c.notNull().references('devices.device_id'))
+        .addColumn('room_id', code, (c) => c.notNull().references('rooms.room_id'))
         .addColumn('queried_at', ts, (c) => c.notNull())
+        .$call(options)
         .execute();
     },
   };
