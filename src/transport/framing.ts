@@ -1,11 +1,17 @@
 /**
- * Frame a broadcast once, write the same bytes to every recipient (as socket.io does with
- * `wsPreEncodedFrame`). ws's public send() frames per call; its Sender exposes the framing as a
- * static function and the write as `sendFrame`, which is what send() itself ends in when
- * permessage-deflate is off (it is, here: the server never negotiates it).
+ * Two things make delivery cheap:
+ *
+ * 1. A broadcast is framed once and the same bytes are written to every recipient (as socket.io
+ *    does with `wsPreEncodedFrame`). ws's public send() frames per call; its Sender exposes the
+ *    framing as a static function and the write as `sendFrame`, which is what send() itself ends
+ *    in when permessage-deflate is off (it is: the server never negotiates it).
+ * 2. Writes to a socket are corked until the end of the current tick: when one read from a
+ *    sender carries many frames, each recipient gets them in one writev instead of one syscall
+ *    per frame. Nothing waits for a timer: the socket is uncorked on process.nextTick.
  */
 import * as ws from 'ws';
 import type { WebSocket } from 'ws';
+import type { Socket } from 'node:net';
 import type { OutgoingFrame } from '../bus/bus.js';
 
 interface FrameOptions {
@@ -19,13 +25,33 @@ interface FrameOptions {
 const { Sender } = ws as unknown as { Sender: { frame(data: Buffer, options: FrameOptions): Buffer[] } };
 if (typeof Sender?.frame !== 'function') throw new Error('ws no longer exports Sender.frame');
 
-interface SenderInternals {
+interface WsInternals {
+  _socket: Socket;
   _sender: { sendFrame(list: readonly Buffer[], cb?: (err?: Error) => void): void };
 }
 
 const TEXT: FrameOptions = { fin: true, opcode: 0x01, mask: false, readOnly: true, rsv1: false };
 
+/** Sockets corked during this tick. */
+let corked: Socket[] = [];
+
+function uncorkAll(): void {
+  const sockets = corked;
+  corked = [];
+  for (const socket of sockets) socket.uncork();
+}
+
+/** Corks the socket under `ws` until the end of this tick (once per tick). */
+export function corkForTick(socket: WebSocket): void {
+  const raw = (socket as unknown as WsInternals)._socket;
+  if (raw.writableCorked > 0) return;
+  raw.cork();
+  if (corked.length === 0) process.nextTick(uncorkAll);
+  corked.push(raw);
+}
+
 export function sendFramed(socket: WebSocket, frame: OutgoingFrame): void {
   frame.wire ??= Sender.frame(frame.payload, TEXT);
-  (socket as unknown as SenderInternals)._sender.sendFrame(frame.wire);
+  corkForTick(socket);
+  (socket as unknown as WsInternals)._sender.sendFrame(frame.wire);
 }
