@@ -13,14 +13,10 @@ export interface RoomMessage {
   senderId: number;
   /** The sender's frame, byte for byte (UTF-8 JSON). */
   payload: Buffer;
-}
-
-/**
- * One message on its way to many recipients: the payload, and the transport's framed form of it,
- * made by the first recipient's socket and reused by the rest (a broadcast is framed once).
- */
-export interface OutgoingFrame {
-  readonly payload: Buffer;
+  /**
+   * The transport's framed form of the payload, made by the first recipient's socket and reused
+   * by the rest: a broadcast is framed once.
+   */
   wire?: readonly Buffer[];
 }
 

@@ -1,5 +1,5 @@
 /** A room live in this process: its members here and its message counter. */
-import type { OutgoingFrame, RoomMessage } from '../bus/bus.js';
+import type { RoomMessage } from '../bus/bus.js';
 import type { MemberInfo } from '../protocol/encode.js';
 
 /** A connection in a room, as the room sees it. */
@@ -9,7 +9,7 @@ export interface Member {
   readonly deviceId: string;
   readonly identity: string;
   /** Sends a room message to this member. */
-  deliver(frame: OutgoingFrame): void;
+  deliver(message: RoomMessage): void;
   /** Ends the connection because a newer one of the same device took its place. */
   replace(): void;
 }
@@ -28,9 +28,8 @@ export class Room {
 
   /** Bus handler: deliver to every member here except the sender. */
   readonly deliver = (message: RoomMessage): void => {
-    const frame: OutgoingFrame = { payload: message.payload };
     for (const member of this.members.values()) {
-      if (member.id !== message.senderId) member.deliver(frame);
+      if (member.id !== message.senderId) member.deliver(message);
     }
   };
 

@@ -4,7 +4,7 @@
  * answers through a SessionSocket and never touches ws directly.
  */
 import type { Logger } from 'pino';
-import type { Bus, OutgoingFrame } from '../bus/bus.js';
+import type { Bus, RoomMessage } from '../bus/bus.js';
 import { CloseCode, ErrorCode, ErrorText } from '../protocol/codes.js';
 import {
   INVALID_JSON_FRAME,
@@ -15,6 +15,7 @@ import {
 } from '../protocol/encode.js';
 import { frameText, parseHello, parseObject, type Hello } from '../protocol/frames.js';
 import type { RecordWriter } from '../store/record-writer.js';
+import { isoNow } from '../store/timestamp.js';
 import type { ConnectionIds } from '../store/connection-ids.js';
 import type { Directory } from './directory.js';
 import type { Lobby } from './lobby.js';
@@ -25,7 +26,7 @@ import type { RoomRegistry } from './room-registry.js';
 export interface SessionSocket {
   sendText(text: string): void;
   /** Sends bytes that are already UTF-8 JSON as a text frame (framed once for all recipients). */
-  sendFrame(frame: OutgoingFrame): void;
+  sendFrame(message: RoomMessage): void;
   close(code: number, reason: string): void;
 }
 
@@ -105,8 +106,8 @@ export class Session implements Member {
     this.socket.close(code, reason);
   }
 
-  deliver(frame: OutgoingFrame): void {
-    this.socket.sendFrame(frame);
+  deliver(message: RoomMessage): void {
+    this.socket.sendFrame(message);
   }
 
   replace(): void {
@@ -148,7 +149,7 @@ export class Session implements Member {
 
   private async assign(hello: Hello): Promise<void> {
     const { lobby, registry, directory, writer, log } = this.ctx;
-    const now = new Date().toISOString();
+    const now = isoNow();
     const assignment = await lobby.assign(hello.deviceId, hello.roomId, now);
     if (this.state !== 'assigning') return; // the client left meanwhile
     if ('notFound' in assignment) {
@@ -213,7 +214,7 @@ export class Session implements Member {
       this.socket.sendText(INVALID_JSON_FRAME);
       return;
     }
-    const now = new Date().toISOString();
+    const now = isoNow();
     if (message.type === 'query_room') {
       this.socket.sendText(roomInfoFrame(room.id, room.members.size, room.othersOf(this)));
       this.ctx.writer.append({ kind: 'room_query', deviceId: this.deviceId, roomId: room.id, at: now });
@@ -251,7 +252,7 @@ export class Session implements Member {
     this.early = [];
     if (wasInRoom && this.room) {
       this.ctx.registry.leave(this.room, this);
-      this.ctx.writer.append({ kind: 'connection_close', id: this.id, at: new Date().toISOString() });
+      this.ctx.writer.append({ kind: 'connection_close', id: this.id, at: isoNow() });
     }
     this.ctx.log.info(
       {

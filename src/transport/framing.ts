@@ -12,7 +12,7 @@
 import * as ws from 'ws';
 import type { WebSocket } from 'ws';
 import type { Socket } from 'node:net';
-import type { OutgoingFrame } from '../bus/bus.js';
+import type { RoomMessage } from '../bus/bus.js';
 
 interface FrameOptions {
   fin: boolean;
@@ -50,8 +50,8 @@ export function corkForTick(socket: WebSocket): void {
   corked.push(raw);
 }
 
-export function sendFramed(socket: WebSocket, frame: OutgoingFrame): void {
-  frame.wire ??= Sender.frame(frame.payload, TEXT);
+export function sendFramed(socket: WebSocket, message: RoomMessage): void {
+  message.wire ??= Sender.frame(message.payload, TEXT);
   corkForTick(socket);
-  (socket as unknown as WsInternals)._sender.sendFrame(frame.wire);
+  (socket as unknown as WsInternals)._sender.sendFrame(message.wire);
 }
