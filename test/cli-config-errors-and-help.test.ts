@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { runCli } from './helpers/cli.js';
+import { sqliteOnly } from './helpers/db.js';
 
-describe('the CLI: bad settings are refused by name, --help lists the options', () => {
+describe('the CLI: bad settings are refused by name, --help lists the options', sqliteOnly, () => {
   it('serve --port abc exits non-zero naming --port / PORT', async () => {
     const run = runCli(['serve', '--port', 'abc']);
     const exit = await run.exited;

@@ -6,8 +6,9 @@ import { serveCli, type CliRun } from './helpers/cli.js';
 import { TestClient } from './helpers/client.js';
 import { joinExisting, joinNew } from './helpers/rooms.js';
 import { ISO_MS, waitFor } from './helpers/wait.js';
+import { sqliteOnly } from './helpers/db.js';
 
-describe('after kill -9, the next start closes the connections the crash left open', () => {
+describe('after kill -9, the next start closes the connections the crash left open', sqliteOnly, () => {
   const dir = tempDir();
   const dbPath = join(dir, 'room-manager.db');
   let cli: (CliRun & { port: number }) | undefined;

@@ -2,8 +2,9 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { it } from 'node:test';
 import { SETTINGS } from '../src/config/schema.js';
+import { sqliteOnly } from './helpers/db.js';
 
-it('README documents every configuration setting with its flag, variable and default', () => {
+it('README documents every configuration setting with its flag, variable and default', sqliteOnly, () => {
   const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
   for (const s of SETTINGS) {
     const cells = readme

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { readRows, removeDir, startServer, tempDir, type TestServer } from './helpers/server.js';
+import { removeDir, startServer, tempDir, type TestServer } from './helpers/server.js';
 import { TestClient } from './helpers/client.js';
 import { joinExisting, joinNew } from './helpers/rooms.js';
 import { ISO_MS } from './helpers/wait.js';
@@ -26,10 +26,8 @@ describe('after a restart on the same database, rooms, devices and seq carry on'
     await first.stop();
     assert.equal((await a.client.closed).code, 1001);
     assert.equal((await b.closed).code, 1001);
-    seqBefore = readRows<{ seq: number }>(
-      first.dbPath,
-      'select max(seq) as seq from messages where room_id = ?',
-      roomId,
+    seqBefore = (
+      await first.rows<{ seq: number }>('select max(seq) as seq from messages where room_id = ?', roomId)
     )[0]!.seq;
     assert.equal(seqBefore, 3);
     second = await startServer({}, dir);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { readRows, removeDir, startServer, type TestServer } from './helpers/server.js';
+import { removeDir, startServer, type TestServer } from './helpers/server.js';
 import { TestClient } from './helpers/client.js';
 import { joinExisting, joinNew } from './helpers/rooms.js';
 import { ISO_MS } from './helpers/wait.js';
@@ -83,21 +83,21 @@ describe('a scripted session is recorded exactly', () => {
   });
   after(() => removeDir(srv.dir));
 
-  const rows = <T>(sql: string) => readRows<T>(srv.dbPath, sql);
+  const rows = <T>(sql: string) => srv.rows<T>(sql);
   const within = (ts: string) => {
     assert.match(ts, ISO_MS);
     assert.ok(ts >= start && ts <= end, `${ts} within the session [${start}, ${end}]`);
   };
 
-  it('rooms: one row, with created_at in ISO with milliseconds', () => {
-    const list = rows<RoomRow>('select room_id, created_at from rooms');
+  it('rooms: one row, with created_at in ISO with milliseconds', async () => {
+    const list = await rows<RoomRow>('select room_id, created_at from rooms');
     assert.equal(list.length, 1);
     assert.equal(list[0]!.room_id, roomId);
     within(list[0]!.created_at);
   });
 
-  it('devices: one row per device; first_connected_at kept across the reconnect, last_identity updated', () => {
-    const list = rows<DeviceRow>('select * from devices order by device_id');
+  it('devices: one row per device; first_connected_at kept across the reconnect, last_identity updated', async () => {
+    const list = await rows<DeviceRow>('select * from devices order by device_id');
     assert.deepEqual(
       list.map((d) => ({
         device_id: d.device_id,
@@ -124,13 +124,13 @@ describe('a scripted session is recorded exactly', () => {
     );
     assert.ok(a.last_connected_at >= deviceAfterFirstVisit.last_connected_at);
     // last_connected_at moved on to the second visit, which began after the first one.
-    const conns = rows<ConnectionRow>("select * from connections where device_id = 'rec-a' order by id");
+    const conns = await rows<ConnectionRow>("select * from connections where device_id = 'rec-a' order by id");
     assert.equal(conns.length, 2);
     assert.ok(a.last_connected_at >= conns[0]!.connected_at);
   });
 
-  it('connections: one row per connection with device, room, identity, 127.0.0.1 and both timestamps', () => {
-    const list = rows<ConnectionRow>('select * from connections order by id');
+  it('connections: one row per connection with device, room, identity, 127.0.0.1 and both timestamps', async () => {
+    const list = await rows<ConnectionRow>('select * from connections order by id');
     assert.deepEqual(
       list.map((c) => ({
         device_id: c.device_id,
@@ -157,8 +157,8 @@ describe('a scripted session is recorded exactly', () => {
     assert.equal(new Set(list.map((c) => c.id)).size, 3);
   });
 
-  it('messages: every message, content exact, to_device_id NULL, seq 1..N in order', () => {
-    const list = rows<MessageRow>(
+  it('messages: every message, content exact, to_device_id NULL, seq 1..N in order', async () => {
+    const list = await rows<MessageRow>(
       'select from_device_id, to_device_id, room_id, message_content, sent_at, seq from messages order by seq',
     );
     assert.deepEqual(
@@ -174,12 +174,12 @@ describe('a scripted session is recorded exactly', () => {
     for (let i = 1; i < list.length; i++)
       assert.ok(list[i - 1]!.sent_at <= list[i]!.sent_at, 'sent_at in order');
     // The ids follow the same order.
-    const ids = rows<{ seq: number }>('select seq from messages order by id').map((r) => r.seq);
+    const ids = (await rows<{ seq: number }>('select seq from messages order by id')).map((r) => r.seq);
     assert.deepEqual(ids, [1, 2, 3, 4]);
   });
 
-  it('room_queries: every query with device, room and time, in order', () => {
-    const list = rows<QueryRow>('select device_id, room_id, queried_at from room_queries order by id');
+  it('room_queries: every query with device, room and time, in order', async () => {
+    const list = await rows<QueryRow>('select device_id, room_id, queried_at from room_queries order by id');
     assert.deepEqual(
       list.map((q) => ({ device_id: q.device_id, room_id: q.room_id })),
       [

@@ -6,8 +6,9 @@ import { serveCli, type CliRun } from './helpers/cli.js';
 import { joinExisting, joinNew } from './helpers/rooms.js';
 import type { Closed, TestClient } from './helpers/client.js';
 import { ISO_MS } from './helpers/wait.js';
+import { sqliteOnly } from './helpers/db.js';
 
-describe('SIGTERM: the CLI closes clients with 1001, writes the whole record and exits 0', () => {
+describe('SIGTERM: the CLI closes clients with 1001, writes the whole record and exits 0', sqliteOnly, () => {
   const dir = tempDir();
   const dbPath = join(dir, 'db.sqlite');
   let cli: (CliRun & { port: number }) | undefined;

@@ -1,5 +1,8 @@
 /**
- * Starts a real RoomServer on a free port with its own SQLite file, and reads that file back.
+ * Starts a real RoomServer on a free port with its own database, and reads that database back.
+ * The backend is TEST_DATABASE's (helpers/db.ts): a SQLite file in the test's temp dir, or a
+ * fresh MySQL/PostgreSQL database named after that dir (so that a restart on the same dir finds
+ * the same database).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -9,16 +12,24 @@ import { pino } from 'pino';
 import { loadConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
 import { RoomServer } from '../../src/server.js';
+import { TEST_DATABASE, createDatabase, query, testDatabaseName, type TestBackend } from './db.js';
 
 export interface TestServer {
   server: RoomServer;
   port: number;
   url: string;
+  backend: TestBackend;
+  /** The SQLite file (on SQLite only). */
   dbPath: string;
+  /** The server's database URL. */
+  databaseUrl: string;
   dir: string;
   /** Graceful stop (flushes the record). Safe to call twice. */
   stop(): Promise<void>;
-  /** Runs a query against the SQLite file (read-only, after a flush). */
+  /**
+   * Runs a query (`?` placeholders) against the server's database, after a flush while the server
+   * runs; also works once it is stopped. Timestamps come back as ISO strings with milliseconds.
+   */
   rows<T = Record<string, unknown>>(sql: string, ...params: unknown[]): Promise<T[]>;
 }
 
@@ -26,16 +37,29 @@ export function tempDir(prefix = 'rm-test-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
 }
 
+/** The database URL a test server in `dir` uses on this run's backend (created if needed). */
+export async function testDatabaseUrl(dir: string, backend: TestBackend = TEST_DATABASE): Promise<string> {
+  if (backend === 'sqlite') return `sqlite:${join(dir, 'room-manager.db')}`;
+  return createDatabase(backend, testDatabaseName(dir));
+}
+
 export async function startServer(overrides: Partial<Config> = {}, dir = tempDir()): Promise<TestServer> {
   const dbPath = join(dir, 'room-manager.db');
+  const databaseUrl = overrides.databaseUrl ?? (await testDatabaseUrl(dir));
+  const backend: TestBackend = databaseUrl.startsWith('sqlite:')
+    ? 'sqlite'
+    : databaseUrl.startsWith('mysql:')
+      ? 'mysql'
+      : 'postgres';
   const config = loadConfig({
     overrides: {
       port: 0,
       host: '127.0.0.1',
-      databaseUrl: `sqlite:${dbPath}`,
       logLevel: 'silent',
       statusIntervalMs: 0,
+      spoolDir: join(dir, 'spool'),
       ...overrides,
+      databaseUrl,
     },
   });
   const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
@@ -46,14 +70,27 @@ export async function startServer(overrides: Partial<Config> = {}, dir = tempDir
     server,
     port,
     url: `ws://127.0.0.1:${port}`,
+    backend,
     dbPath,
+    databaseUrl,
     dir,
     stop,
     async rows<T>(sql: string, ...params: unknown[]): Promise<T[]> {
       await server.flushRecords();
-      return readRows<T>(dbPath, sql, ...params);
+      return readDatabase<T>(databaseUrl, sql, ...params);
     },
   };
+}
+
+/** Reads rows from any backend's database by its URL (the server may be stopped). */
+export async function readDatabase<T = Record<string, unknown>>(
+  databaseUrl: string,
+  sql: string,
+  ...params: unknown[]
+): Promise<T[]> {
+  if (databaseUrl.startsWith('sqlite:')) return readRows<T>(databaseUrl.slice('sqlite:'.length), sql, ...params);
+  const backend = databaseUrl.startsWith('mysql:') ? 'mysql' : 'postgres';
+  return (await query(databaseUrl, backend, sql, params)) as T[];
 }
 
 /** Reads rows from a SQLite file directly (the server may be stopped). */

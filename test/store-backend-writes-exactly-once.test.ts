@@ -1,0 +1,221 @@
+/**
+ * The storage layer on this run's backend (TEST_DATABASE), without the server: the schema the
+ * migrations make, exact content and millisecond timestamps, idempotent batches, and the
+ * RecordWriter's spool (bounded memory, replay in order, exactly once).
+ */
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { pino } from 'pino';
+import { openStore } from '../src/store/open-store.js';
+import { RecordWriter } from '../src/store/record-writer.js';
+import type { RecordEntry, Store } from '../src/store/store.js';
+import { TEST_DATABASE } from './helpers/db.js';
+import { readDatabase, removeDir, tempDir, testDatabaseUrl } from './helpers/server.js';
+import { ISO_MS } from './helpers/wait.js';
+
+const silent = pino({ level: 'silent' });
+const ROOM = 'STORE001';
+
+function message(seq: number, content = `{"n":${seq}}`, sentAt = new Date().toISOString()): RecordEntry {
+  return { kind: 'message', roomId: ROOM, seq, fromDeviceId: 'dev-1', toDeviceId: null, content, sentAt };
+}
+
+describe(`storage on ${TEST_DATABASE}`, () => {
+  const dir = tempDir();
+  let url = '';
+  let store: Store;
+  const rows = <T = Record<string, unknown>>(sql: string, ...params: unknown[]) =>
+    readDatabase<T>(url, sql, ...params);
+
+  before(async () => {
+    url = await testDatabaseUrl(dir);
+    store = openStore(url);
+    await store.migrate();
+    const at = '2026-11-26T10:00:00.123Z';
+    assert.equal(await store.insertRoom(ROOM, at), true);
+    assert.equal(await store.insertRoom(ROOM, at), false, 'a taken room code is refused');
+    await store.write([{ kind: 'device', deviceId: 'dev-1', identity: 'one', roomId: ROOM, at }]);
+  });
+  after(async () => {
+    await store.close();
+    removeDir(dir);
+  });
+
+  it('migrations make the five tables with the seed columns (and again: nothing to apply)', async () => {
+    assert.deepEqual(await store.migrate(), []);
+    const columnNames = async (table: string): Promise<string[]> => {
+      if (TEST_DATABASE === 'sqlite')
+        return (await rows<{ name: string }>(`select name from pragma_table_info('${table}')`)).map(
+          (r) => r.name,
+        );
+      const schemaFilter =
+        TEST_DATABASE === 'mysql' ? 'table_schema = database()' : "table_schema = 'public'";
+      return (
+        await rows<{ name: string }>(
+          `select column_name as name from information_schema.columns where table_name = ? and ${schemaFilter}`,
+          table,
+        )
+      ).map((r) => r.name ?? (r as unknown as { NAME: string }).NAME);
+    };
+    const expected: Record<string, string[]> = {
+      rooms: ['room_id', 'created_at'],
+      devices: ['device_id', 'first_connected_at', 'last_connected_at', 'last_room_id', 'last_identity'],
+      connections: ['id', 'device_id', 'room_id', 'identity', 'connected_at', 'disconnected_at', 'client_ip'],
+      messages: ['id', 'from_device_id', 'to_device_id', 'room_id', 'message_content', 'sent_at', 'seq'],
+      room_queries: ['id', 'device_id', 'room_id', 'queried_at'],
+    };
+    for (const [table, cols] of Object.entries(expected)) {
+      assert.deepEqual((await columnNames(table)).sort(), [...cols].sort(), `columns of ${table}`);
+    }
+  });
+
+  it('a 256 KiB message_content (and unicode, quotes, backslashes) comes back byte for byte', async () => {
+    const big = JSON.stringify({ blob: 'x'.repeat(256 * 1024), u: 'é🚀名', q: `it's "q" \\ %_` });
+    assert.ok(Buffer.byteLength(big) > 256 * 1024);
+    await store.write([message(1, big)]);
+    const [row] = await rows<{ message_content: string }>(
+      'select message_content from messages where room_id = ? and seq = 1',
+      ROOM,
+    );
+    assert.equal(row!.message_content.length, big.length);
+    assert.ok(row!.message_content === big, 'content identical');
+  });
+
+  it('timestamps keep their milliseconds, in UTC', async () => {
+    const at = '2026-01-02T03:04:05.678Z';
+    await store.write([message(2, '{}', at)]);
+    const [row] = await rows<{ sent_at: string }>('select sent_at from messages where seq = 2');
+    assert.equal(row!.sent_at, at);
+    assert.equal((await store.getRoom(ROOM))!.createdAt, '2026-11-26T10:00:00.123Z');
+    const device = (await store.getDevice('dev-1'))!;
+    assert.match(device.firstConnectedAt, ISO_MS);
+    assert.equal(device.firstConnectedAt, '2026-11-26T10:00:00.123Z');
+  });
+
+  it('a batch written again after it was committed inserts nothing twice', async () => {
+    const at = '2026-11-26T11:00:00.001Z';
+    const batch: RecordEntry[] = [
+      { kind: 'device', deviceId: 'dev-1', identity: 'one-again', roomId: ROOM, at },
+      {
+        kind: 'connection_open',
+        id: 42,
+        deviceId: 'dev-1',
+        roomId: ROOM,
+        identity: 'one',
+        clientIp: '10.0.0.1',
+        at,
+      },
+      message(3),
+      message(4),
+      { kind: 'room_query', id: 7, deviceId: 'dev-1', roomId: ROOM, at },
+      { kind: 'connection_close', id: 42, at: '2026-11-26T11:00:01.000Z' },
+    ];
+    await store.write(batch);
+    await store.write(batch); // as if the first commit's outcome had been unknown
+    assert.deepEqual(
+      (await rows<{ seq: number }>('select seq from messages where seq in (3, 4) order by seq')).map(
+        (r) => r.seq,
+      ),
+      [3, 4],
+    );
+    assert.deepEqual(await rows('select id, disconnected_at from connections'), [
+      { id: 42, disconnected_at: '2026-11-26T11:00:01.000Z' },
+    ]);
+    assert.deepEqual(await rows('select id from room_queries'), [{ id: 7 }]);
+    assert.deepEqual(await rows('select device_id, first_connected_at, last_identity from devices'), [
+      { device_id: 'dev-1', first_connected_at: '2026-11-26T10:00:00.123Z', last_identity: 'one-again' },
+    ]);
+    assert.equal(await store.maxConnectionId(), 42);
+    assert.equal(await store.maxRoomQueryId(), 7);
+  });
+
+  it('RecordWriter: past its memory bound records go to the spool; when the database is back, all are written once, in order, and the spool is deleted', async () => {
+    let down = true;
+    let failures = 0;
+    let commitThenFail = true;
+    // The database "goes away": writes fail; the first write after it returns commits and then
+    // reports a failure (an unknown outcome), so that the writer writes that batch again.
+    const flaky: Store = Object.create(store) as Store;
+    flaky.write = async (entries) => {
+      if (down) {
+        failures++;
+        throw new Error('connect ECONNREFUSED');
+      }
+      await store.write(entries);
+      if (commitThenFail) {
+        commitThenFail = false;
+        throw new Error('Connection lost during COMMIT');
+      }
+    };
+    const spoolPath = join(dir, 'spool', 'records.jsonl');
+    const writer = new RecordWriter(flaky, { batchSize: 7, flushMs: 1, queueMax: 10, spoolPath }, silent);
+    const first = 100;
+    const count = 95;
+    for (let i = 0; i < count; i++) {
+      writer.append(message(first + i));
+      if (i % 10 === 0)
+        writer.append({ kind: 'room_query', deviceId: 'dev-1', roomId: ROOM, at: new Date().toISOString() });
+      await new Promise((r) => setImmediate(r));
+    }
+    const total = count + Math.ceil(count / 10);
+    assert.equal(writer.pending, total);
+    assert.ok(writer.spooled > 0, 'records were spooled');
+    assert.ok(
+      writer.spooled >= total - 10 - 7,
+      `at most the bound (+ a batch) in memory: ${writer.spooled} spooled`,
+    );
+    assert.ok(existsSync(spoolPath));
+    const lines = readFileSync(spoolPath, 'utf8').trim().split('\n');
+    assert.ok(
+      lines.every((l) => (JSON.parse(l) as RecordEntry).kind),
+      'the spool is JSON lines of records',
+    );
+    await assert.rejects(writer.until(writer.ticket), /unavailable/, 'until() fails fast during an outage');
+    assert.ok(failures > 0);
+
+    down = false;
+    await writer.drain();
+    assert.equal(writer.pending, 0);
+    assert.equal(writer.spooled, 0);
+    assert.equal(existsSync(spoolPath), false, 'the spool is deleted once written');
+    const seqs = (
+      await rows<{ seq: number }>('select seq from messages where seq >= ? order by id', first)
+    ).map((r) => r.seq);
+    assert.deepEqual(
+      seqs,
+      Array.from({ length: count }, (_, i) => first + i),
+      'every message once, in order',
+    );
+    const queries = await rows<{ id: number }>('select id from room_queries where id <> 7 order by id');
+    assert.equal(queries.length, Math.ceil(count / 10), 'every query once');
+    await writer.close(1000);
+  });
+
+  it('RecordWriter: a shutdown while the database is away spools everything; a new writer replays it', async () => {
+    const down: Store = Object.create(store) as Store;
+    down.write = async () => {
+      throw new Error('connect ECONNREFUSED');
+    };
+    const spoolPath = join(dir, 'spool', 'shutdown.jsonl');
+    const writer = new RecordWriter(down, { batchSize: 5, flushMs: 1, queueMax: 1000, spoolPath }, silent);
+    for (let i = 0; i < 12; i++) writer.append(message(300 + i));
+    const result = await writer.close(500);
+    assert.deepEqual(result, { written: 0, spooled: 12 });
+    assert.equal(readFileSync(spoolPath, 'utf8').trim().split('\n').length, 12);
+
+    const again = new RecordWriter(store, { batchSize: 5, flushMs: 1, queueMax: 1000, spoolPath }, silent);
+    assert.equal(again.pending, 12);
+    assert.equal(await again.replaySpool(), 12);
+    assert.equal(existsSync(spoolPath), false);
+    const seqs = (await rows<{ seq: number }>('select seq from messages where seq >= 300 order by id')).map(
+      (r) => r.seq,
+    );
+    assert.deepEqual(
+      seqs,
+      Array.from({ length: 12 }, (_, i) => 300 + i),
+    );
+    await again.close(500);
+  });
+});
