@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { WorkerCommand, WorkerReady, WorkerReply } from './ipc.js';
+import { freshDatabase } from './databases.js';
 
 /** Every live child; `killAllChildren` empties it. */
 const children = new Set<ChildProcess>();
@@ -49,6 +50,8 @@ export interface TargetSpec {
   kind: 'ceiling' | 'room-manager';
   /** For room-manager: the --database-url, given a fresh temporary directory. */
   databaseUrl?: (tmp: string) => string;
+  /** Run before each start: gives a database server target a fresh, empty database. */
+  prepare?: () => Promise<void>;
 }
 
 /** Every target the bench knows; --targets picks among them. */
@@ -65,19 +68,21 @@ export function knownTargets(urls: { mysql: string; postgres: string }): Record<
       kind: 'room-manager',
       databaseUrl: (tmp) => `sqlite:${join(tmp, 'bench.db')}`,
     },
-    // Not run unless asked for (--targets …,mysql / …,postgres); the database must exist and be
-    // empty — the bench does not create or reset it.
+    // Run by default when their servers answer (see run.ts); the database in the URL is dropped
+    // and created again before every server start.
     mysql: {
       name: 'mysql',
-      description: 'room-manager on MariaDB/MySQL',
+      description: 'room-manager on MariaDB/MySQL (a fresh database)',
       kind: 'room-manager',
       databaseUrl: () => urls.mysql,
+      prepare: () => freshDatabase(urls.mysql),
     },
     postgres: {
       name: 'postgres',
-      description: 'room-manager on PostgreSQL',
+      description: 'room-manager on PostgreSQL (a fresh database)',
       kind: 'room-manager',
       databaseUrl: () => urls.postgres,
+      prepare: () => freshDatabase(urls.postgres),
     },
   };
 }
@@ -117,6 +122,7 @@ export class ServerProcess {
 
   /** Starts the target on a free loopback port; resolves once it logged "listening". */
   static async start(spec: TargetSpec): Promise<ServerProcess> {
+    await spec.prepare?.();
     const tmp = mkdtempSync(join(tmpdir(), `room-manager-bench-${spec.name}-`));
     const args =
       spec.kind === 'ceiling'

@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
+import { reachable } from './databases.js';
 import { USAGE, parseOptions, type BenchOptions } from './options.js';
 import { ServerProcess, Worker, killAllChildren, knownTargets, type TargetSpec } from './processes.js';
 import {
@@ -59,6 +60,12 @@ export async function runBench(argv: string[]): Promise<number> {
     return 0;
   }
   const known = knownTargets({ mysql: opts.mysqlUrl, postgres: opts.postgresUrl });
+  if (opts.targets.length === 0) {
+    // Default: the ceiling and SQLite always; MariaDB and PostgreSQL when their servers answer.
+    opts.targets = ['ceiling', 'sqlite'];
+    if (await reachable(opts.mysqlUrl)) opts.targets.push('mysql');
+    if (await reachable(opts.postgresUrl)) opts.targets.push('postgres');
+  }
   for (const t of opts.targets) {
     if (!known[t]) {
       console.error(`--targets: unknown target "${t}" (known: ${Object.keys(known).join(', ')})`);
