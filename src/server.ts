@@ -130,6 +130,11 @@ export class RoomServer {
     return { port, url };
   }
 
+  /** The spool file of this server's database (records waiting on local disk, if any). */
+  get spoolPath(): string | undefined {
+    return this.writer?.spoolPath;
+  }
+
   /** Resolves once every record made so far is in the database. */
   async flushRecords(): Promise<void> {
     await this.writer?.drain();

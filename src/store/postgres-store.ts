@@ -22,8 +22,8 @@ export const pgTypes = {
 };
 
 export class PostgresStore extends SqlStore {
-  private constructor(private readonly pool: pg.Pool) {
-    super('postgres', new Kysely<Database>({ dialect: new PostgresDialect({ pool: idleCapped(pool) }) }));
+  private constructor(pool: pg.Pool, log: Logger | undefined) {
+    super('postgres', new Kysely<Database>({ dialect: new PostgresDialect({ pool: guarded(pool, log) }) }));
   }
 
   /** `url`: postgres://user:password@host:port/database (postgresql:// too). */
@@ -47,20 +47,30 @@ export class PostgresStore extends SqlStore {
     // An idle client whose server went away emits 'error' on the pool; unhandled, it would end
     // the process. The writer and the readiness check report the outage; this is only detail.
     pool.on('error', (err) => log?.debug({ err: err.message }, 'database: idle connection lost'));
-    return new PostgresStore(pool);
+    return new PostgresStore(pool, log);
   }
 }
 
 type PoolWithIdle = pg.Pool & { maxIdle?: number };
 
 /**
- * pg's pool has no "most idle connections": release a client destroyed instead of idle when the
- * pool already keeps `maxIdle` idle ones (the original kept 5 idle of 10 open).
+ * The pool as Kysely sees it, with two additions:
+ * - a client checked out of the pool has no 'error' listener in pg; if its connection breaks
+ *   between two statements (the server went away mid-transaction), pg emits 'error' on it and,
+ *   unhandled, that would end the process. Every client gets a listener once; the statement that
+ *   follows fails instead, and the pool drops the broken client when it is released.
+ * - pg's pool has no "most idle connections": a client is released destroyed instead of idle
+ *   when the pool already keeps `maxIdle` idle ones (the original kept 5 idle of 10 open).
  */
-function idleCapped(pool: PoolWithIdle): PostgresPool {
+function guarded(pool: PoolWithIdle, log: Logger | undefined): PostgresPool {
+  const listened = new WeakSet<pg.PoolClient>();
   return {
     async connect(): Promise<PostgresPoolClient> {
       const client = await pool.connect();
+      if (!listened.has(client)) {
+        listened.add(client);
+        client.on('error', (err) => log?.debug({ err: err.message }, 'database: connection lost'));
+      }
       const release = client.release.bind(client);
       return Object.assign(client, {
         release: (err?: Error | boolean) => release(err ?? pool.idleCount >= (pool.maxIdle ?? Infinity)),

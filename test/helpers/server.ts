@@ -43,7 +43,16 @@ export async function testDatabaseUrl(dir: string, backend: TestBackend = TEST_D
   return createDatabase(backend, testDatabaseName(dir));
 }
 
-export async function startServer(overrides: Partial<Config> = {}, dir = tempDir()): Promise<TestServer> {
+export interface StartOptions {
+  /** Collects the server's JSON log lines (at info level and above) here. */
+  logLines?: string[];
+}
+
+export async function startServer(
+  overrides: Partial<Config> = {},
+  dir = tempDir(),
+  options: StartOptions = {},
+): Promise<TestServer> {
   const dbPath = join(dir, 'room-manager.db');
   const databaseUrl = overrides.databaseUrl ?? (await testDatabaseUrl(dir));
   const backend: TestBackend = databaseUrl.startsWith('sqlite:')
@@ -62,7 +71,10 @@ export async function startServer(overrides: Partial<Config> = {}, dir = tempDir
       databaseUrl,
     },
   });
-  const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+  const logLines = options.logLines;
+  const logger = logLines
+    ? pino({ level: 'info' }, { write: (line: string) => void logLines.push(line) })
+    : pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
   const server = new RoomServer(config, { logger });
   const { port } = await server.start();
   const stop = () => server.stop();
@@ -88,7 +100,8 @@ export async function readDatabase<T = Record<string, unknown>>(
   sql: string,
   ...params: unknown[]
 ): Promise<T[]> {
-  if (databaseUrl.startsWith('sqlite:')) return readRows<T>(databaseUrl.slice('sqlite:'.length), sql, ...params);
+  if (databaseUrl.startsWith('sqlite:'))
+    return readRows<T>(databaseUrl.slice('sqlite:'.length), sql, ...params);
   const backend = databaseUrl.startsWith('mysql:') ? 'mysql' : 'postgres';
   return (await query(databaseUrl, backend, sql, params)) as T[];
 }
