@@ -124,7 +124,9 @@ describe('a scripted session is recorded exactly', () => {
     );
     assert.ok(a.last_connected_at >= deviceAfterFirstVisit.last_connected_at);
     // last_connected_at moved on to the second visit, which began after the first one.
-    const conns = await rows<ConnectionRow>("select * from connections where device_id = 'rec-a' order by id");
+    const conns = await rows<ConnectionRow>(
+      "select * from connections where device_id = 'rec-a' order by id",
+    );
     assert.equal(conns.length, 2);
     assert.ok(a.last_connected_at >= conns[0]!.connected_at);
   });
