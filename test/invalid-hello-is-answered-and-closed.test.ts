@@ -182,6 +182,39 @@ describe('an invalid hello is answered with an error frame and closed', () => {
     );
   });
 
+  it('a NUL character in identity or device_id → invalid_identity, close 4000 (it could never be stored)', async () => {
+    await expectRefusal(
+      '{"device_id":"nul\\u0000dev","identity":"x"}',
+      {
+        type: 'error',
+        message: 'Field device_id contains a NUL character or invalid Unicode',
+        code: 'invalid_identity',
+      },
+      CloseCode.InvalidHello,
+    );
+    await expectRefusal(
+      '{"device_id":"ok","identity":"a\\u0000"}',
+      {
+        type: 'error',
+        message: 'Field identity contains a NUL character or invalid Unicode',
+        code: 'invalid_identity',
+      },
+      CloseCode.InvalidHello,
+    );
+  });
+
+  it('a lone surrogate in device_id → invalid_identity, close 4000 (it is not encodable as UTF-8)', async () => {
+    await expectRefusal(
+      '{"device_id":"half\\ud83d","identity":"x"}',
+      {
+        type: 'error',
+        message: 'Field device_id contains a NUL character or invalid Unicode',
+        code: 'invalid_identity',
+      },
+      CloseCode.InvalidHello,
+    );
+  });
+
   it('255 characters (counted as characters, not UTF-16 units) are accepted', async () => {
     const deviceId = '🚀'.repeat(255);
     const identity = 'é'.repeat(255);

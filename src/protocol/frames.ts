@@ -7,6 +7,7 @@ import { ErrorCode, ErrorText, CloseCode } from './codes.js';
 /** The longest device_id / identity accepted, in characters (fits VARCHAR(255) everywhere). */
 export const MAX_NAME_CHARS = 255;
 const ROOM_ID = /^[A-Z0-9]{8}$/;
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 export type JsonObject = Record<string, unknown>;
 
@@ -101,6 +102,18 @@ export function parseHello(text: string | undefined): HelloResult {
         error: {
           code: ErrorCode.InvalidIdentity,
           message: `Field ${name} is longer than ${MAX_NAME_CHARS} characters`,
+          close: CloseCode.InvalidHello,
+        },
+      };
+    }
+    // U+0000 cannot be stored in a PostgreSQL text column, and a lone surrogate cannot be encoded
+    // as UTF-8 at all: either would make the device's record unwritable.
+    if (value.includes('\u0000') || LONE_SURROGATE.test(value)) {
+      return {
+        ok: false,
+        error: {
+          code: ErrorCode.InvalidIdentity,
+          message: `Field ${name} contains a NUL character or invalid Unicode`,
           close: CloseCode.InvalidHello,
         },
       };
