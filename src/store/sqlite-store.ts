@@ -10,15 +10,17 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import BetterSqlite3 from 'better-sqlite3';
 import { Kysely, SqliteDialect } from 'kysely';
-import type { Database } from './schema.js';
+import type { Database, DevicesTable } from './schema.js';
 import { SqlStore } from './sql-store.js';
-import type { RecordEntry, Timestamp } from './store.js';
+import type { DeviceRow, RecordEntry, RoomRow, Timestamp } from './store.js';
 import { configure, sqliteWrites, type SqliteWrites } from './sqlite-batch.js';
 import type { WriterRequest, WriterResponse } from './sqlite-writer-protocol.js';
 
 export class SqliteStore extends SqlStore {
   private writes: SqliteWrites | undefined;
   private thread: WriterThread | undefined;
+  /** The hello path's reads, prepared once: Kysely would build and prepare each query anew. */
+  private reads: ReturnType<typeof prepareReads> | undefined;
 
   private constructor(
     private readonly sqlite: BetterSqlite3.Database,
@@ -40,7 +42,33 @@ export class SqliteStore extends SqlStore {
     // Statements and the writer thread need the tables, so they come after the migrations.
     if (this.path) this.thread = new WriterThread(this.path);
     else this.writes = sqliteWrites(this.sqlite);
+    this.reads = prepareReads(this.sqlite);
     return applied;
+  }
+
+  override async getRoom(roomId: string): Promise<RoomRow | undefined> {
+    if (!this.reads) return super.getRoom(roomId);
+    const row = this.reads.room.get(roomId) as { room_id: string; created_at: string } | undefined;
+    return row && { roomId: row.room_id, createdAt: row.created_at };
+  }
+
+  override async getDevice(deviceId: string): Promise<DeviceRow | undefined> {
+    if (!this.reads) return super.getDevice(deviceId);
+    const row = this.reads.device.get(deviceId) as DevicesTable | undefined;
+    return (
+      row && {
+        deviceId: row.device_id,
+        firstConnectedAt: row.first_connected_at,
+        lastConnectedAt: row.last_connected_at,
+        lastRoomId: row.last_room_id,
+        lastIdentity: row.last_identity,
+      }
+    );
+  }
+
+  override async lastSeq(roomId: string): Promise<number> {
+    if (!this.reads) return super.lastSeq(roomId);
+    return Number((this.reads.lastSeq.get(roomId) as { seq: number | null } | undefined)?.seq ?? 0);
   }
 
   override async write(entries: readonly RecordEntry[]): Promise<void> {
@@ -68,6 +96,16 @@ export class SqliteStore extends SqlStore {
     if (!this.writes) throw new Error('SqliteStore used before migrate()');
     return this.writes;
   }
+}
+
+function prepareReads(db: BetterSqlite3.Database) {
+  return {
+    room: db.prepare('select room_id, created_at from rooms where room_id = ?'),
+    device: db.prepare(
+      'select device_id, first_connected_at, last_connected_at, last_room_id, last_identity from devices where device_id = ?',
+    ),
+    lastSeq: db.prepare('select max(seq) as seq from messages where room_id = ?'),
+  };
 }
 
 type Pending = { resolve: (value: number) => void; reject: (err: Error) => void };
