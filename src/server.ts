@@ -4,6 +4,7 @@
  */
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { Config } from './config/schema.js';
 import { redactUrl } from './config/load.js';
@@ -41,6 +42,7 @@ export class RoomServer {
   private transport: WsTransport | undefined;
   private statusTimer: NodeJS.Timeout | undefined;
   private stopping = false;
+  private readonly loopHistogram = monitorEventLoopDelay({ resolution: 10 });
   private stopped: Promise<void> | undefined;
 
   constructor(
@@ -123,6 +125,7 @@ export class RoomServer {
     const url = `ws://${urlHost(config.host)}:${port}`;
     log.info({ url, port, database: redactUrl(config.databaseUrl), version: VERSION }, 'listening');
 
+    this.loopHistogram.enable();
     if (config.statusIntervalMs > 0) {
       this.statusTimer = setInterval(() => log.info(this.status(), 'status'), config.statusIntervalMs);
       this.statusTimer.unref();
@@ -148,7 +151,16 @@ export class RoomServer {
       pendingRecords: this.writer?.pending ?? 0,
       spooledRecords: this.writer?.spooled ?? 0,
       databaseWrites: this.writer ? (this.writer.databaseFailing ? 'failing' : 'ok') : 'unknown',
+      ...this.loopDelay(),
     };
+  }
+
+  /** Event-loop delay since the last status (how long a ready message could wait), in ms. */
+  private loopDelay(): Record<string, number> {
+    const h = this.loopHistogram;
+    const result = { loopDelayP99Ms: round2(h.percentile(99) / 1e6), loopDelayMaxMs: round2(h.max / 1e6) };
+    h.reset();
+    return result;
   }
 
   /**
@@ -164,6 +176,7 @@ export class RoomServer {
   private async doStop(): Promise<void> {
     this.stopping = true;
     clearInterval(this.statusTimer);
+    this.loopHistogram.disable();
     const http = this.http;
     const closedHttp = http ? new Promise<void>((r) => http.close(() => r())) : Promise.resolve();
     await this.transport?.shutdown(SHUTDOWN_GRACE_MS);
@@ -200,6 +213,10 @@ function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promi
       timer = setTimeout(() => reject(new Error(message)), ms);
     }),
   ]).finally(() => clearTimeout(timer));
+}
+
+function round2(n: number): number {
+  return Number.isFinite(n) ? Math.round(n * 100) / 100 : 0;
 }
 
 function urlHost(host: string): string {

