@@ -126,6 +126,13 @@ function prepareReads(db: BetterSqlite3.Database) {
   };
 }
 
+/**
+ * The writer thread's nice value (0 normal, 19 lowest). Ten gives it about a tenth of a contended
+ * core: enough to keep up with the relay's records, too little to delay a delivery. When the
+ * cores are idle it runs at full speed regardless.
+ */
+const WRITER_NICE = 10;
+
 type Pending = { resolve: (value: number) => void; reject: (err: Error) => void };
 type Request = WriterRequest extends infer R ? (R extends { id: number } ? Omit<R, 'id'> : never) : never;
 
@@ -162,7 +169,7 @@ class WriterThread {
     // file, and a thread does not inherit tsx's loader: register it first, then import the file.
     const ext = extname(fileURLToPath(import.meta.url));
     const file = new URL(`./sqlite-writer-thread${ext}`, import.meta.url);
-    const workerData = { path: this.path };
+    const workerData = { path: this.path, nice: WRITER_NICE };
     const worker =
       ext === '.ts'
         ? new Worker(

@@ -3,12 +3,21 @@
  * above all a WAL checkpoint (an fsync), would stall the event loop that relays messages. This
  * thread owns a second connection and does every write; the main thread's connection only reads.
  */
+import { readlinkSync } from 'node:fs';
+import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import BetterSqlite3 from 'better-sqlite3';
 import { configure, sqliteWrites } from './sqlite-batch.js';
 import type { WriterRequest, WriterResponse } from './sqlite-writer-protocol.js';
 
-const db = configure(new BetterSqlite3((workerData as { path: string }).path));
+const { path, nice } = workerData as { path: string; nice: number };
+lowerPriority(nice);
+const db = configure(new BetterSqlite3(path));
+// The records arrive in an order that satisfies the foreign keys (a room before its members, a
+// device before its connections); checking them costs two index lookups per message row (about a
+// third of its cost), and a violation would only mean refusing a record we must keep. The
+// schema still declares them, and MySQL/PostgreSQL enforce them.
+db.pragma('foreign_keys = OFF');
 const writes = sqliteWrites(db);
 const port = parentPort!;
 
@@ -37,3 +46,19 @@ port.on('message', (req: WriterRequest) => {
   }
   port.postMessage(res);
 });
+
+/**
+ * Lets the relay go first: on a busy machine a batch (milliseconds of CPU) would otherwise
+ * compete with the event loop and the clients for the cores, and show as latency spikes. Linux
+ * keeps a nice value per thread; /proc/thread-self names this thread's id. Elsewhere, or if the
+ * system refuses, the thread simply keeps the normal priority.
+ */
+function lowerPriority(value: number): void {
+  if (!value) return;
+  try {
+    const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
+    if (tid > 0) setPriority(tid, value);
+  } catch {
+    // not Linux, or not allowed: normal priority
+  }
+}
