@@ -1,17 +1,10 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import { removeDir, startServer, type TestServer } from './helpers/server.js';
+import { describe, it } from 'node:test';
+import { useServer } from './helpers/server.js';
 import { TestClient } from './helpers/client.js';
 
 describe('WebSocket on any path, HTTP health on the same port', () => {
-  let srv: TestServer;
-  before(async () => {
-    srv = await startServer();
-  });
-  after(async () => {
-    await srv.stop();
-    removeDir(srv.dir);
-  });
+  const srv = useServer();
 
   for (const path of ['', '/', '/ws', '/anything/else', '/ws?token=abc']) {
     it(`ws://host:port${path} gets the connection frame and works`, async () => {

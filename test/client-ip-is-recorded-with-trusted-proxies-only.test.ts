@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import { removeDir, startServer, type TestServer } from './helpers/server.js';
+import { describe, it } from 'node:test';
+import { type TestServer, useServer } from './helpers/server.js';
 import { TestClient } from './helpers/client.js';
 
 /** Connects with the given headers, says hello, and returns the client_ip recorded for it. */
@@ -23,14 +23,7 @@ async function recordedIp(
 }
 
 describe('client_ip with a trusted proxy (127.0.0.1)', () => {
-  let srv: TestServer;
-  before(async () => {
-    srv = await startServer({ trustedProxies: ['127.0.0.1'] });
-  });
-  after(async () => {
-    await srv.stop();
-    removeDir(srv.dir);
-  });
+  const srv = useServer({ trustedProxies: ['127.0.0.1'] });
 
   it('X-Forwarded-For is recorded as client_ip', async () => {
     assert.equal(await recordedIp(srv, 'tp-xff', { 'X-Forwarded-For': '203.0.113.7' }), '203.0.113.7');
@@ -53,14 +46,7 @@ describe('client_ip with a trusted proxy (127.0.0.1)', () => {
 });
 
 describe('client_ip without trusted proxies', () => {
-  let srv: TestServer;
-  before(async () => {
-    srv = await startServer();
-  });
-  after(async () => {
-    await srv.stop();
-    removeDir(srv.dir);
-  });
+  const srv = useServer();
 
   it('X-Forwarded-For is ignored and 127.0.0.1 is recorded', async () => {
     assert.equal(await recordedIp(srv, 'ut-xff', { 'X-Forwarded-For': '203.0.113.7' }), '127.0.0.1');

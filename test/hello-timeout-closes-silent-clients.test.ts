@@ -1,18 +1,11 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { CloseCode } from '../src/protocol/codes.js';
-import { removeDir, startServer, type TestServer } from './helpers/server.js';
+import { useServer } from './helpers/server.js';
 import { TestClient } from './helpers/client.js';
 
 describe('a client that never says hello is closed after the hello timeout', () => {
-  let srv: TestServer;
-  before(async () => {
-    srv = await startServer({ helloTimeoutMs: 300 });
-  });
-  after(async () => {
-    await srv.stop();
-    removeDir(srv.dir);
-  });
+  const srv = useServer({ helloTimeoutMs: 300 });
 
   it('gets error hello_timeout, then close 4008', async () => {
     const client = await TestClient.connect(srv.url);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { CloseCode } from '../src/protocol/codes.js';
-import { removeDir, startServer, type TestServer } from './helpers/server.js';
+import { useServer } from './helpers/server.js';
 import type { TestClient } from './helpers/client.js';
 import { joinExisting, joinNew, roomInfoWhenTotal } from './helpers/rooms.js';
 
@@ -9,14 +9,7 @@ const MAX_FRAME = 1024;
 const INVALID_JSON = '{"type":"error","message":"Invalid JSON format","code":"invalid_json"}';
 
 describe('invalid frames in a room are answered and the connection stays open', () => {
-  let srv: TestServer;
-  before(async () => {
-    srv = await startServer({ maxFrameBytes: MAX_FRAME });
-  });
-  after(async () => {
-    await srv.stop();
-    removeDir(srv.dir);
-  });
+  const srv = useServer({ maxFrameBytes: MAX_FRAME });
 
   /** A room with a sender and a receiver. */
   async function pair(name: string): Promise<{ sender: TestClient; receiver: TestClient; roomId: string }> {

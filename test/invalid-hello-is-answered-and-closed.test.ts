@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { CloseCode } from '../src/protocol/codes.js';
-import { removeDir, startServer, type TestServer } from './helpers/server.js';
+import { useServer } from './helpers/server.js';
 import { TestClient, type Frame } from './helpers/client.js';
 import { ROOM_CODE } from './helpers/wait.js';
 
@@ -16,14 +16,7 @@ const MISSING_IDENTITY = { type: 'error', message: 'Missing identity field', cod
 const MISSING_DEVICE = { type: 'error', message: 'Missing device_id field', code: 'missing_device_id' };
 
 describe('an invalid hello is answered with an error frame and closed', () => {
-  let srv: TestServer;
-  before(async () => {
-    srv = await startServer({ maxFrameBytes: MAX_FRAME });
-  });
-  after(async () => {
-    await srv.stop();
-    removeDir(srv.dir);
-  });
+  const srv = useServer({ maxFrameBytes: MAX_FRAME });
 
   /** Sends `hello` as the first frame; returns the one frame the server answers and the close. */
   async function refuse(

@@ -1,14 +1,10 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import { startServer, type TestServer } from './helpers/server.js';
+import { describe, it } from 'node:test';
+import { useServer } from './helpers/server.js';
 import { TestClient } from './helpers/client.js';
 
 describe('hello and room assignment', () => {
-  let srv: TestServer;
-  before(async () => {
-    srv = await startServer();
-  });
-  after(() => srv.stop());
+  const srv = useServer();
 
   it('greets with the connection frame', async () => {
     const client = new TestClient(srv.url);

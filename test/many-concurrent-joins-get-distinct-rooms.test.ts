@@ -1,20 +1,13 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import { removeDir, startServer, type TestServer } from './helpers/server.js';
+import { describe, it } from 'node:test';
+import { useServer } from './helpers/server.js';
 import { TestClient } from './helpers/client.js';
 import { ROOM_CODE } from './helpers/wait.js';
 
 const COUNT = 200;
 
 describe('many concurrent joins', () => {
-  let srv: TestServer;
-  before(async () => {
-    srv = await startServer();
-  });
-  after(async () => {
-    await srv.stop();
-    removeDir(srv.dir);
-  });
+  const srv = useServer();
 
   it(`${COUNT} new devices joining at once get ${COUNT} distinct new rooms`, async () => {
     const joins = await Promise.all(

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import { removeDir, startServer, type TestServer } from './helpers/server.js';
+import { describe, it } from 'node:test';
+import { useServer } from './helpers/server.js';
 import { TestClient } from './helpers/client.js';
 import { joinExisting, joinNew } from './helpers/rooms.js';
 
@@ -17,14 +17,7 @@ const SAMPLES = [
 ];
 
 describe('messages are forwarded unchanged to every other member, never to the sender', () => {
-  let srv: TestServer;
-  before(async () => {
-    srv = await startServer();
-  });
-  after(async () => {
-    await srv.stop();
-    removeDir(srv.dir);
-  });
+  const srv = useServer();
 
   it('every other member (of 4) receives each text byte-identical; the sender gets no echo', async () => {
     const a = await joinNew(srv.url, 'fw-a', 'screen');

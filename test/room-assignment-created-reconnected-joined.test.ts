@@ -1,19 +1,12 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import { removeDir, startServer, type TestServer } from './helpers/server.js';
+import { describe, it } from 'node:test';
+import { useServer } from './helpers/server.js';
 import { TestClient } from './helpers/client.js';
 import { joinExisting, joinNew, roomInfoWhenTotal } from './helpers/rooms.js';
 import { ROOM_CODE } from './helpers/wait.js';
 
 describe('room assignment: created_new, reconnected, joined_existing', () => {
-  let srv: TestServer;
-  before(async () => {
-    srv = await startServer();
-  });
-  after(async () => {
-    await srv.stop();
-    removeDir(srv.dir);
-  });
+  const srv = useServer();
 
   it('a new device without room_id gets a new room (created_new) with the exact reply', async () => {
     const { client, reply } = await TestClient.join(srv.url, { device_id: 'as-new', identity: 'phone' });

@@ -1,18 +1,11 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import { removeDir, startServer, type TestServer } from './helpers/server.js';
+import { describe, it } from 'node:test';
+import { useServer } from './helpers/server.js';
 import { TestClient } from './helpers/client.js';
 import { joinNew } from './helpers/rooms.js';
 
 describe('room_id is case-insensitive and the joined room becomes the last room', () => {
-  let srv: TestServer;
-  before(async () => {
-    srv = await startServer();
-  });
-  after(async () => {
-    await srv.stop();
-    removeDir(srv.dir);
-  });
+  const srv = useServer();
 
   it('a lower-case code joins the upper-case room; the reply carries the upper-case code', async () => {
     const owner = await joinNew(srv.url, 'ci-owner', 'screen');

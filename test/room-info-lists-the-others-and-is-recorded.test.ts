@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import { removeDir, startServer, type TestServer } from './helpers/server.js';
+import { describe, it } from 'node:test';
+import { useServer } from './helpers/server.js';
 import type { Frame } from './helpers/client.js';
 import { joinExisting, joinNew, roomInfoWhenTotal } from './helpers/rooms.js';
 import { ISO_MS } from './helpers/wait.js';
@@ -12,14 +12,7 @@ function sortMembers(list: unknown): Member[] {
 }
 
 describe('room_info lists the other members, counts everyone, and is recorded', () => {
-  let srv: TestServer;
-  before(async () => {
-    srv = await startServer();
-  });
-  after(async () => {
-    await srv.stop();
-    removeDir(srv.dir);
-  });
+  const srv = useServer();
 
   it('alone in the room: total_clients 1, clients []', async () => {
     const a = await joinNew(srv.url, 'ri-alone', 'screen');

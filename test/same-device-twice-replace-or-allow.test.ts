@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { CloseCode } from '../src/protocol/codes.js';
-import { removeDir, startServer, type TestServer } from './helpers/server.js';
+import { useServer } from './helpers/server.js';
 import { TestClient } from './helpers/client.js';
 import { joinExisting, joinNew } from './helpers/rooms.js';
 import { ISO_MS, waitFor } from './helpers/wait.js';
@@ -11,14 +11,7 @@ const sorted = (list: unknown) =>
   [...(list as Member[])].sort((a, b) => (a.identity < b.identity ? -1 : a.identity > b.identity ? 1 : 0));
 
 describe('same device twice in a room: replace (default)', () => {
-  let srv: TestServer;
-  before(async () => {
-    srv = await startServer();
-  });
-  after(async () => {
-    await srv.stop();
-    removeDir(srv.dir);
-  });
+  const srv = useServer();
 
   it('the older connection is closed with 4009 and the newer is the only one of that device', async () => {
     const old = await joinNew(srv.url, 'dup', 'first');
@@ -90,14 +83,7 @@ describe('same device twice in a room: replace (default)', () => {
 });
 
 describe('same device twice in a room: allow', () => {
-  let srv: TestServer;
-  before(async () => {
-    srv = await startServer({ sameDevice: 'allow' });
-  });
-  after(async () => {
-    await srv.stop();
-    removeDir(srv.dir);
-  });
+  const srv = useServer({ sameDevice: 'allow' });
 
   it('both connections stay; a third client sees total 3 and both of them', async () => {
     const old = await joinNew(srv.url, 'dup', 'first');

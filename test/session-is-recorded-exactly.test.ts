@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { removeDir, startServer, type TestServer } from './helpers/server.js';
+import { removeDir, startServer, type TestServer, useServer } from './helpers/server.js';
 import { TestClient } from './helpers/client.js';
 import { joinExisting, joinNew } from './helpers/rooms.js';
 import { ISO_MS } from './helpers/wait.js';
@@ -195,14 +195,7 @@ describe('a scripted session is recorded exactly', () => {
 });
 
 describe('names and messages with SQL metacharacters and unicode are stored byte-exact', () => {
-  let srv: TestServer;
-  before(async () => {
-    srv = await startServer();
-  });
-  after(async () => {
-    await srv.stop();
-    removeDir(srv.dir);
-  });
+  const srv = useServer();
 
   const deviceA = `dev'); DROP TABLE devices; -- "x" \\ % _ ü 🚀`;
   const identityA = `Robert'); DELETE FROM rooms;--\t\n 名前 é (e\u0301) \u202eRTL`;

@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
+import { after, before } from 'node:test';
 import { pino } from 'pino';
 import { loadConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
@@ -122,4 +123,27 @@ export function readRows<T = Record<string, unknown>>(
 
 export function removeDir(dir: string): void {
   rmSync(dir, { recursive: true, force: true });
+}
+
+/**
+ * One server for the enclosing describe(): started in before(), stopped and its folder removed in
+ * after(). Returns a stand-in that forwards to that server once it is up, so tests write `srv.url`.
+ */
+export function useServer(overrides: Partial<Config> = {}): TestServer {
+  let current: TestServer | undefined;
+  before(async () => {
+    current = await startServer(overrides);
+  });
+  after(async () => {
+    if (!current) return;
+    await current.stop();
+    removeDir(current.dir);
+  });
+  return new Proxy({} as TestServer, {
+    get(_target, key) {
+      if (!current) throw new Error('useServer(): the server is started in before()');
+      const value: unknown = Reflect.get(current, key);
+      return typeof value === 'function' ? value.bind(current) : value;
+    },
+  });
 }
