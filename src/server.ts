@@ -16,7 +16,7 @@ import { connectionFrame } from './protocol/encode.js';
 import { Directory } from './rooms/directory.js';
 import { Lobby } from './rooms/lobby.js';
 import { RoomRegistry } from './rooms/room-registry.js';
-import { ConnectionIds } from './store/connection-ids.js';
+import { ServerIds } from './store/server-ids.js';
 import { openStore } from './store/open-store.js';
 import { RecordWriter } from './store/record-writer.js';
 import { spoolFileFor } from './store/spool.js';
@@ -86,7 +86,7 @@ export class RoomServer {
     const directory = new Directory(store, writer, config.roomCacheSize);
     const bus = (this.bus = new LocalBus());
     const registry = (this.registry = new RoomRegistry(directory, bus, { sameDevice: config.sameDevice }));
-    const connectionIds = new ConnectionIds(await store.maxConnectionId());
+    const connectionIds = new ServerIds(await store.maxConnectionId());
 
     const http = (this.http = createHttpServer(
       createHttpHandler({

@@ -16,7 +16,7 @@ import {
 import { frameText, parseHello, parseObject, type Hello } from '../protocol/frames.js';
 import type { RecordWriter } from '../store/record-writer.js';
 import { isoNow } from '../store/timestamp.js';
-import type { ConnectionIds } from '../store/connection-ids.js';
+import type { ServerIds } from '../store/server-ids.js';
 import type { Directory } from './directory.js';
 import type { Lobby } from './lobby.js';
 import type { Room, Member } from './room.js';
@@ -38,7 +38,7 @@ export interface SessionContext {
   directory: Directory;
   bus: Bus;
   writer: RecordWriter;
-  connectionIds: ConnectionIds;
+  connectionIds: ServerIds;
   helloTimeoutMs: number;
   maxFrameBytes: number;
 }

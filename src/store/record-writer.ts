@@ -15,7 +15,7 @@
  */
 import type { Logger } from 'pino';
 import type { RecordEntry, Store } from './store.js';
-import { ServerIds } from './connection-ids.js';
+import { ServerIds } from './server-ids.js';
 import { Spool } from './spool.js';
 
 export interface RecordWriterOptions {

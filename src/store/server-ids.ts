@@ -25,6 +25,3 @@ export class ServerIds {
     if (maxRecorded > this.last) this.last = maxRecorded;
   }
 }
-
-/** Connection ids (the name the sessions know the generator by). */
-export class ConnectionIds extends ServerIds {}
