@@ -86,7 +86,9 @@ describe(`storage on ${TEST_DATABASE}`, () => {
   it('timestamps keep their milliseconds, in UTC', async () => {
     const at = '2026-01-02T03:04:05.678Z';
     await store.write([message(2, '{}', at)]);
-    const [row] = await rows<{ sent_at: string }>('select sent_at from messages where seq = 2');
+    const [row] = await rows<{ sent_at: string }>(
+      "select sent_at from messages where room_id = 'STORE001' and seq = 2",
+    );
     assert.equal(row!.sent_at, at);
     assert.equal((await store.getRoom(ROOM))!.createdAt, '2026-11-26T10:00:00.123Z');
     const device = (await store.getDevice('dev-1'))!;
@@ -115,9 +117,11 @@ describe(`storage on ${TEST_DATABASE}`, () => {
     await store.write(batch);
     await store.write(batch); // as if the first commit's outcome had been unknown
     assert.deepEqual(
-      (await rows<{ seq: number }>('select seq from messages where seq in (3, 4) order by seq')).map(
-        (r) => r.seq,
-      ),
+      (
+        await rows<{ seq: number }>(
+          "select seq from messages where room_id = 'STORE001' and seq in (3, 4) order by seq",
+        )
+      ).map((r) => r.seq),
       [3, 4],
     );
     assert.deepEqual(await rows('select id, disconnected_at from connections'), [
@@ -129,6 +133,33 @@ describe(`storage on ${TEST_DATABASE}`, () => {
     ]);
     assert.equal(await store.maxConnectionId(), 42);
     assert.equal(await store.maxRoomQueryId(), 7);
+  });
+
+  it('a batch of 2,345 mixed records (several hand-off chunks on SQLite) is written whole and in order', async () => {
+    const room = 'STORE002';
+    const at = '2026-11-26T12:00:00.000Z';
+    assert.equal(await store.insertRoom(room, at), true);
+    const batch: RecordEntry[] = [];
+    for (let i = 1; i <= 2345; i++) {
+      if (i % 100 === 0)
+        batch.push({ kind: 'room_query', id: 1000 + i, deviceId: 'dev-1', roomId: room, at });
+      else batch.push({ ...message(i, `{"i":${i},"text":"é\\"q"}`), roomId: room });
+    }
+    await store.write(batch);
+    const stored = await rows<{ seq: number; message_content: string }>(
+      'select seq, message_content from messages where room_id = ? order by seq',
+      room,
+    );
+    const expected = batch.flatMap((e) => (e.kind === 'message' ? [[e.seq, e.content]] : []));
+    assert.deepEqual(
+      stored.map((r) => [Number(r.seq), r.message_content]),
+      expected,
+    );
+    const queries = await rows<{ n: number }>(
+      'select count(*) as n from room_queries where room_id = ?',
+      room,
+    );
+    assert.equal(Number(queries[0]!.n), 23);
   });
 
   it('RecordWriter: past its memory bound records go to the spool; when the database is back, all are written once, in order, and the spool is deleted', async () => {
@@ -181,14 +212,19 @@ describe(`storage on ${TEST_DATABASE}`, () => {
     assert.equal(writer.spooled, 0);
     assert.equal(existsSync(spoolPath), false, 'the spool is deleted once written');
     const seqs = (
-      await rows<{ seq: number }>('select seq from messages where seq >= ? order by id', first)
+      await rows<{ seq: number }>(
+        "select seq from messages where room_id = 'STORE001' and seq >= ? order by id",
+        first,
+      )
     ).map((r) => r.seq);
     assert.deepEqual(
       seqs,
       Array.from({ length: count }, (_, i) => first + i),
       'every message once, in order',
     );
-    const queries = await rows<{ id: number }>('select id from room_queries where id <> 7 order by id');
+    const queries = await rows<{ id: number }>(
+      "select id from room_queries where room_id = 'STORE001' and id <> 7 order by id",
+    );
     assert.equal(queries.length, Math.ceil(count / 10), 'every query once');
     await writer.close(1000);
   });
@@ -209,9 +245,11 @@ describe(`storage on ${TEST_DATABASE}`, () => {
     assert.equal(again.pending, 12);
     assert.equal(await again.replaySpool(), 12);
     assert.equal(existsSync(spoolPath), false);
-    const seqs = (await rows<{ seq: number }>('select seq from messages where seq >= 300 order by id')).map(
-      (r) => r.seq,
-    );
+    const seqs = (
+      await rows<{ seq: number }>(
+        "select seq from messages where room_id = 'STORE001' and seq >= 300 order by id",
+      )
+    ).map((r) => r.seq);
     assert.deepEqual(
       seqs,
       Array.from({ length: 12 }, (_, i) => 300 + i),

@@ -3,11 +3,19 @@
  * in-memory database (which another thread cannot open).
  */
 import type BetterSqlite3 from 'better-sqlite3';
-import { roomQueryId, type RecordEntry, type Timestamp } from './store.js';
+import type { RecordEntry, Timestamp } from './store.js';
+import {
+  encodeRecords,
+  visitRecords,
+  type RecordColumns,
+  type RecordVisitor,
+} from './sqlite-writer-protocol.js';
 
 export interface SqliteWrites {
   /** The entries in one transaction, in order. */
   writeAll(entries: readonly RecordEntry[]): void;
+  /** Records in the writer thread's flat form (sqlite-writer-protocol.ts), in one transaction. */
+  writeColumns(chunks: readonly RecordColumns[]): void;
   /** true if inserted, false if the code is taken. */
   insertRoom(roomId: string, createdAt: Timestamp): boolean;
   /** Closes every open connection row; returns how many. */
@@ -41,29 +49,21 @@ export function sqliteWrites(db: BetterSqlite3.Database): SqliteWrites {
     ),
     closeOpen: db.prepare(`update connections set disconnected_at = ? where disconnected_at is null`),
   };
-  const writeAll = db.transaction((entries: readonly RecordEntry[]) => {
-    for (const e of entries) {
-      switch (e.kind) {
-        case 'message':
-          s.message.run(e.fromDeviceId, e.toDeviceId, e.roomId, e.content, e.sentAt, e.seq);
-          break;
-        case 'device':
-          s.device.run(e.deviceId, e.at, e.at, e.roomId, e.identity);
-          break;
-        case 'connection_open':
-          s.connectionOpen.run(e.id, e.deviceId, e.roomId, e.identity, e.at, e.clientIp);
-          break;
-        case 'connection_close':
-          s.connectionClose.run(e.at, e.id);
-          break;
-        case 'room_query':
-          s.roomQuery.run(roomQueryId(e), e.deviceId, e.roomId, e.at);
-          break;
-      }
-    }
+  const visitor: RecordVisitor = {
+    message: (roomId, seq, from, to, content, sentAt) =>
+      s.message.run(from, to, roomId, content, sentAt, seq),
+    device: (deviceId, identity, roomId, at) => s.device.run(deviceId, at, at, roomId, identity),
+    connectionOpen: (id, deviceId, roomId, identity, clientIp, at) =>
+      s.connectionOpen.run(id, deviceId, roomId, identity, at, clientIp),
+    connectionClose: (id, at) => s.connectionClose.run(at, id),
+    roomQuery: (id, deviceId, roomId, at) => s.roomQuery.run(id, deviceId, roomId, at),
+  };
+  const writeColumns = db.transaction((chunks: readonly RecordColumns[]) => {
+    for (const chunk of chunks) visitRecords(chunk, visitor);
   });
   return {
-    writeAll: (entries) => writeAll(entries),
+    writeAll: (entries) => writeColumns([encodeRecords(entries, 0, entries.length, [])]),
+    writeColumns: (chunks) => writeColumns(chunks),
     insertRoom: (roomId, createdAt) => s.room.run(roomId, createdAt).changes === 1,
     closeOpenConnections: (at) => s.closeOpen.run(at).changes,
   };

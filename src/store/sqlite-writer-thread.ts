@@ -8,7 +8,7 @@ import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import BetterSqlite3 from 'better-sqlite3';
 import { configure, sqliteWrites } from './sqlite-batch.js';
-import type { WriterRequest, WriterResponse } from './sqlite-writer-protocol.js';
+import type { RecordColumns, WriterRequest, WriterResponse } from './sqlite-writer-protocol.js';
 
 const { path, nice } = workerData as { path: string; nice: number };
 lowerPriority(nice);
@@ -21,14 +21,27 @@ db.pragma('foreign_keys = OFF');
 const writes = sqliteWrites(db);
 const port = parentPort!;
 
+/** Chunks of the batch being received, by request id; written with its `write`. */
+const staged = new Map<number, RecordColumns[]>();
+
 port.on('message', (req: WriterRequest) => {
   let res: WriterResponse;
   try {
     switch (req.op) {
-      case 'write':
-        writes.writeAll(req.entries);
-        res = { id: req.id, ok: true, value: req.entries.length };
+      case 'stage': {
+        const chunks = staged.get(req.id);
+        if (chunks) chunks.push(req.records);
+        else staged.set(req.id, [req.records]);
+        return;
+      }
+      case 'write': {
+        const chunks = staged.get(req.id) ?? [];
+        staged.delete(req.id);
+        chunks.push(req.records);
+        writes.writeColumns(chunks);
+        res = { id: req.id, ok: true, value: req.count };
         break;
+      }
       case 'insertRoom':
         res = { id: req.id, ok: true, value: writes.insertRoom(req.roomId, req.createdAt) ? 1 : 0 };
         break;
