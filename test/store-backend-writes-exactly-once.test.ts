@@ -143,7 +143,18 @@ describe(`storage on ${TEST_DATABASE}`, () => {
     for (let i = 1; i <= 2345; i++) {
       if (i % 100 === 0)
         batch.push({ kind: 'room_query', id: 1000 + i, deviceId: 'dev-1', roomId: room, at });
-      else batch.push({ ...message(i, `{"i":${i},"text":"é\\"q"}`), roomId: room });
+      else {
+        const content = `{"i":${i},"text":"é\\"q"}`;
+        batch.push({
+          kind: 'message',
+          roomId: room,
+          seq: i,
+          fromDeviceId: 'dev-1',
+          toDeviceId: null,
+          content,
+          sentAt: at,
+        });
+      }
     }
     await store.write(batch);
     const stored = await rows<{ seq: number; message_content: string }>(

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { SERVER_NODE_FLAGS } from '../cli/node-flags.js';
 import type { WorkerCommand, WorkerReady, WorkerReply } from './ipc.js';
 import { freshDatabase } from './databases.js';
 
@@ -128,6 +129,8 @@ export class ServerProcess {
       spec.kind === 'ceiling'
         ? [...LOADER_ARGS, modulePath('./ceiling-relay'), '--port', '0', '--host', '127.0.0.1']
         : [
+            // As the room-manager command runs it (shebang, npm start).
+            ...SERVER_NODE_FLAGS,
             ...LOADER_ARGS,
             modulePath('../cli/main'),
             'serve',
