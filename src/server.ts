@@ -15,6 +15,7 @@ import { createLogger } from './log/logger.js';
 import { connectionFrame } from './protocol/encode.js';
 import { Directory } from './rooms/directory.js';
 import { Lobby } from './rooms/lobby.js';
+import { RoomHistory } from './rooms/room-history.js';
 import { RoomRegistry } from './rooms/room-registry.js';
 import { ServerIds } from './store/server-ids.js';
 import { openStore } from './store/open-store.js';
@@ -85,7 +86,10 @@ export class RoomServer {
 
     const directory = new Directory(store, writer, config.roomCacheSize);
     const bus = (this.bus = new LocalBus());
-    const registry = (this.registry = new RoomRegistry(directory, bus, { sameDevice: config.sameDevice }));
+    const registry = (this.registry = new RoomRegistry(directory, bus, {
+      sameDevice: config.sameDevice,
+      historyWindow: config.historyWindow,
+    }));
     const connectionIds = new ServerIds(await store.maxConnectionId());
 
     const http = (this.http = createHttpServer(
@@ -105,9 +109,11 @@ export class RoomServer {
         directory,
         bus,
         writer,
+        history: new RoomHistory(store, writer),
         connectionIds,
         helloTimeoutMs: config.helloTimeoutMs,
         maxFrameBytes: config.maxFrameBytes,
+        resumeMaxMessages: config.resumeMaxMessages,
       },
       new ClientIpResolver(config.trustedProxies),
       log,
@@ -152,6 +158,7 @@ export class RoomServer {
       spooledRecords: this.writer?.spooled ?? 0,
       databaseWrites: this.writer ? (this.writer.databaseFailing ? 'failing' : 'ok') : 'unknown',
       ...this.loopDelay(),
+      ...memory(),
     };
   }
 
@@ -222,4 +229,16 @@ function round2(n: number): number {
 function urlHost(host: string): string {
   if (!host || host === '0.0.0.0' || host === '::') return 'localhost';
   return host.includes(':') ? `[${host}]` : host;
+}
+
+/** Memory in MiB: the process (RSS), the JS heap, and buffers outside it (socket data). */
+function memory(): Record<string, number> {
+  const m = process.memoryUsage();
+  const mib = (n: number) => Math.round(n / 104857.6) / 10;
+  return {
+    rssMiB: mib(m.rss),
+    heapTotalMiB: mib(m.heapTotal),
+    heapUsedMiB: mib(m.heapUsed),
+    externalMiB: mib(m.external),
+  };
 }

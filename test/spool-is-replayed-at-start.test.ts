@@ -51,6 +51,7 @@ describe(`a spool left behind is written at the next start, before clients (${TE
         roomId,
         seq,
         fromDeviceId: 'spool-b',
+        fromIdentity: 'beta',
         toDeviceId: null,
         content: `{"n":${seq}}`,
         sentAt: at,

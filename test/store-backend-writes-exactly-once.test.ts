@@ -19,7 +19,16 @@ const silent = pino({ level: 'silent' });
 const ROOM = 'STORE001';
 
 function message(seq: number, content = `{"n":${seq}}`, sentAt = new Date().toISOString()): RecordEntry {
-  return { kind: 'message', roomId: ROOM, seq, fromDeviceId: 'dev-1', toDeviceId: null, content, sentAt };
+  return {
+    kind: 'message',
+    roomId: ROOM,
+    seq,
+    fromDeviceId: 'dev-1',
+    fromIdentity: 'one',
+    toDeviceId: null,
+    content,
+    sentAt,
+  };
 }
 
 describe(`storage on ${TEST_DATABASE}`, () => {
@@ -63,7 +72,16 @@ describe(`storage on ${TEST_DATABASE}`, () => {
       rooms: ['room_id', 'created_at'],
       devices: ['device_id', 'first_connected_at', 'last_connected_at', 'last_room_id', 'last_identity'],
       connections: ['id', 'device_id', 'room_id', 'identity', 'connected_at', 'disconnected_at', 'client_ip'],
-      messages: ['id', 'from_device_id', 'to_device_id', 'room_id', 'message_content', 'sent_at', 'seq'],
+      messages: [
+        'id',
+        'from_device_id',
+        'to_device_id',
+        'room_id',
+        'message_content',
+        'sent_at',
+        'seq',
+        'from_identity',
+      ],
       room_queries: ['id', 'device_id', 'room_id', 'queried_at'],
     };
     for (const [table, cols] of Object.entries(expected)) {
@@ -150,6 +168,7 @@ describe(`storage on ${TEST_DATABASE}`, () => {
           roomId: room,
           seq: i,
           fromDeviceId: 'dev-1',
+          fromIdentity: 'one',
           toDeviceId: null,
           content,
           sentAt: at,

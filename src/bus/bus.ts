@@ -5,19 +5,33 @@
  * RedisBus will implement the same interface for a cluster.
  */
 
-/** A message accepted into a room. */
+/**
+ * A message accepted into a room: everything any recipient needs, plain data (a cluster bus can
+ * serialise it as is). The two wire forms are made lazily, once per message, by the first
+ * recipient of each kind.
+ */
 export interface RoomMessage {
   roomId: string;
+  /** Per-room order (PROTOCOL.md Level 2): 1, 2, 3, … per recorded message. */
   seq: number;
   /** Connection id of the sender: it is not delivered back to the sender. */
   senderId: number;
-  /** The sender's frame, byte for byte (UTF-8 JSON). */
-  payload: Buffer;
+  fromDeviceId: string;
+  fromIdentity: string;
+  sentAt: string;
+  /** Target device of a directed message (`send`); null for a broadcast. */
+  to: string | null;
   /**
-   * The transport's framed form of the payload, made by the first recipient's socket and reused
-   * by the rest: a broadcast is framed once.
+   * What a Level 1 recipient gets, UTF-8 JSON: the sender's frame byte for byte for a plain
+   * broadcast, else the data object's text (a `send`'s inner object, a message without ack_id).
    */
+  payload: Buffer;
+  /** The same JSON as text: the `data` of the Level 2 envelope and the recorded content. */
+  text: string;
+  /** The transport's framed form of `payload` (Level 1), made once for all recipients. */
   wire?: readonly Buffer[];
+  /** The framed Level 2 envelope, made once for all Level 2 recipients. */
+  envelopeWire?: readonly Buffer[];
 }
 
 export type RoomMessageHandler = (message: RoomMessage) => void;

@@ -128,6 +128,27 @@ export const SETTINGS: SettingSpec[] = [
       'A second connection of a device_id in the same room: replace closes the older one (4009); allow keeps both.',
   },
   {
+    key: 'historyWindow',
+    flag: 'history-window',
+    env: 'HISTORY_WINDOW',
+    // A phone that switches networks misses seconds of traffic: a few hundred messages per room
+    // serve most resumes from memory. Rooms of Level 1 clients only keep none (they cannot resume).
+    schema: int(0, 100_000).default(256),
+    shownDefault: '256',
+    description:
+      'Last messages each room keeps in memory (once a Level 2 client joined it) for resume and history; older ones are read from the database. 0 = always the database.',
+  },
+  {
+    key: 'resumeMaxMessages',
+    flag: 'resume-max-messages',
+    env: 'RESUME_MAX_MESSAGES',
+    // Bounds the replay a single reconnect can ask for; a device gone longer starts fresh.
+    schema: int(1, 1_000_000).default(10_000),
+    shownDefault: '10000',
+    description:
+      'Most messages a Level 2 resume replays; a device that missed more gets recovered: false and goes live.',
+  },
+  {
     key: 'logLevel',
     flag: 'log-level',
     env: 'LOG_LEVEL',
@@ -218,6 +239,8 @@ export interface Config {
   helloTimeoutMs: number;
   maxFrameBytes: number;
   sameDevice: 'replace' | 'allow';
+  historyWindow: number;
+  resumeMaxMessages: number;
   logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
   logFormat: 'auto' | 'json' | 'pretty';
   statusIntervalMs: number;

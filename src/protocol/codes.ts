@@ -28,6 +28,14 @@ export const ErrorCode = {
   RateLimited: 'rate_limited',
   /** Authentication failed. */
   Unauthorized: 'unauthorized',
+  /** Level 2: the hello asked for a protocol level this server does not speak. */
+  UnsupportedProtocol: 'unsupported_protocol',
+  /** Level 2: a `send` to a device that has no connection in the room. Nothing is recorded. */
+  UnknownTarget: 'unknown_target',
+  /** Level 2: a room message, query or history request while in no room (after leave_room). */
+  NotInRoom: 'not_in_room',
+  /** Level 2: a control message (send, join_room, history, …) with a missing or wrong field. */
+  InvalidMessage: 'invalid_message',
   /** Something this request needs (the database) is not available right now. */
   Unavailable: 'unavailable',
   /** The server failed unexpectedly while handling this request. */

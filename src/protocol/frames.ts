@@ -43,7 +43,11 @@ export interface Hello {
   identity: string;
   /** Upper-cased room code the client asked for, if any. */
   roomId?: string;
-  /** The whole hello object, for fields later levels read (protocol, resume, token). */
+  /** 1 (the original protocol) unless the hello says `"protocol": 2`. */
+  level: 1 | 2;
+  /** Level 2 resume: back into this room, replaying every message after `lastSeq`. */
+  resume?: { roomId: string; lastSeq: number };
+  /** The whole hello object, for fields later levels read (token). */
   fields: JsonObject;
 }
 
@@ -119,9 +123,40 @@ export function parseHello(text: string | undefined): HelloResult {
       };
     }
   }
-  const hello: Hello = { deviceId, identity, fields: obj };
+  const protocol = obj.protocol ?? 1;
+  if (protocol !== 1 && protocol !== 2) {
+    return {
+      ok: false,
+      error: {
+        code: ErrorCode.UnsupportedProtocol,
+        message: `Unsupported protocol ${JSON.stringify(protocol)}: this server speaks 1 and 2`,
+        close: CloseCode.InvalidHello,
+      },
+    };
+  }
+  const hello: Hello = { deviceId, identity, level: protocol, fields: obj };
   if (roomId) hello.roomId = roomId.toUpperCase();
+  // A Level 1 hello with a `resume` field is left alone: the original ignored unknown fields.
+  if (protocol === 2 && obj.resume !== undefined && obj.resume !== null) {
+    const r = obj.resume as JsonObject;
+    if (typeof r !== 'object' || Array.isArray(r) || typeof r.room_id !== 'string' || !isSeq(r.last_seq)) {
+      return {
+        ok: false,
+        error: {
+          code: ErrorCode.InvalidMessage,
+          message: 'Field resume must be {"room_id": string, "last_seq": integer >= 0}',
+          close: CloseCode.InvalidHello,
+        },
+      };
+    }
+    hello.resume = { roomId: r.room_id.toUpperCase(), lastSeq: r.last_seq };
+  }
   return { ok: true, hello };
+}
+
+/** A seq as a client may send it: an integer from 0 up. */
+export function isSeq(v: unknown): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 }
 
 /** string → itself, absent or null → '', any other type → null (wrong type). */

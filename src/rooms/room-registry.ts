@@ -10,6 +10,8 @@ import { Room, type Member } from './room.js';
 export interface RoomRegistryOptions {
   /** A second connection of a device in the same room: replace the older one, or allow both. */
   sameDevice: 'replace' | 'allow';
+  /** Messages each room keeps in memory for resume and history once a Level 2 member came. */
+  historyWindow: number;
 }
 
 export class RoomRegistry {
@@ -50,7 +52,7 @@ export class RoomRegistry {
       return undefined;
     }
     // The newcomer goes in first, so that replacing the last other member cannot empty the room.
-    room.members.set(member.id, member);
+    room.add(member);
     this.memberCount++;
     if (this.options.sameDevice === 'replace') {
       for (const other of [...room.members.values()]) {
@@ -61,7 +63,7 @@ export class RoomRegistry {
   }
 
   leave(room: Room, member: Member): void {
-    if (!room.members.delete(member.id)) return;
+    if (!room.remove(member)) return;
     this.memberCount--;
     this.dropIfEmpty(room);
   }
@@ -81,7 +83,7 @@ export class RoomRegistry {
         .lastSeq(roomId)
         .then((seq) => {
           if (!this.rooms.has(roomId)) {
-            const room = new Room(roomId, seq);
+            const room = new Room(roomId, seq, this.options.historyWindow);
             this.rooms.set(roomId, room);
             this.bus.subscribe(roomId, room.deliver);
           }

@@ -8,25 +8,41 @@ import type { Bus, RoomMessage } from '../bus/bus.js';
 import { CloseCode, ErrorCode, ErrorText } from '../protocol/codes.js';
 import {
   INVALID_JSON_FRAME,
+  PONG_FRAME,
+  ackFrame,
   errorFrame,
+  historyFrame,
+  leftFrame,
   protocolErrorFrame,
   roomFrame,
   roomInfoFrame,
+  type RoomReplyLevel2,
+  type RoomStatus,
 } from '../protocol/encode.js';
-import { frameText, parseHello, parseObject, type Hello } from '../protocol/frames.js';
+import {
+  frameText,
+  isSeq,
+  parseHello,
+  parseObject,
+  type Hello,
+  type JsonObject,
+} from '../protocol/frames.js';
 import type { RecordWriter } from '../store/record-writer.js';
 import { isoNow } from '../store/timestamp.js';
 import type { ServerIds } from '../store/server-ids.js';
 import type { Directory } from './directory.js';
 import type { Lobby } from './lobby.js';
 import type { Room, Member } from './room.js';
+import type { RoomHistory } from './room-history.js';
 import type { RoomRegistry } from './room-registry.js';
 
 /** What a session needs of its socket. */
 export interface SessionSocket {
   sendText(text: string): void;
-  /** Sends bytes that are already UTF-8 JSON as a text frame (framed once for all recipients). */
+  /** Sends a message's Level 1 bytes as a text frame (framed once for all recipients). */
   sendFrame(message: RoomMessage): void;
+  /** Sends a message's Level 2 envelope (made and framed once for all Level 2 recipients). */
+  sendEnvelope(message: RoomMessage): void;
   close(code: number, reason: string): void;
 }
 
@@ -38,22 +54,42 @@ export interface SessionContext {
   directory: Directory;
   bus: Bus;
   writer: RecordWriter;
+  history: RoomHistory;
   connectionIds: ServerIds;
   helloTimeoutMs: number;
   maxFrameBytes: number;
+  /** Most messages a resume replays; past it the reply says recovered: false. */
+  resumeMaxMessages: number;
 }
+
+/** `history` without a limit returns this many messages (PROTOCOL.md); more than the cap is cut. */
+export const HISTORY_DEFAULT_LIMIT = 50;
+export const HISTORY_MAX_LIMIT = 1000;
 
 /** Frames a client may send after its hello before its room is assigned; more is a flood. */
 const MAX_EARLY_FRAMES = 256;
 
-type State = 'hello' | 'assigning' | 'room' | 'closed';
+/**
+ * hello → assigning (room lookup, resume replay) → live (in a room, or in none after a Level 2
+ * leave_room) → closed. A Level 2 join_room goes from live back through assigning.
+ */
+type State = 'hello' | 'assigning' | 'live' | 'closed';
 
 export class Session implements Member {
-  readonly id: number;
+  /** Connection id: one `connections` row per stay in a room (a join_room starts a new one). */
+  id: number;
   deviceId = '';
   identity = '';
+  level: 1 | 2 = 1;
   private state: State = 'hello';
   private room: Room | undefined;
+  /**
+   * Live messages and presence events held back while a resume looks up what to replay (they
+   * must follow the room reply and the replay); undefined otherwise.
+   */
+  private held: (RoomMessage | string)[] | undefined;
+  /** Highest seq sent to this client in its room: nothing is sent twice across replay and live. */
+  private sentSeq = 0;
   private early: { data: Buffer; isBinary: boolean }[] = [];
   private helloTimer: NodeJS.Timeout | undefined;
   private readonly openedAt = Date.now();
@@ -75,8 +111,8 @@ export class Session implements Member {
   /** A frame from the client. */
   onFrame(data: Buffer, isBinary: boolean): void {
     switch (this.state) {
-      case 'room':
-        return this.onRoomFrame(data, isBinary);
+      case 'live':
+        return this.level === 1 ? this.onRoomFrame(data, isBinary) : this.onLevel2Frame(data, isBinary);
       case 'hello':
         return this.onHello(data, isBinary);
       case 'assigning':
@@ -107,7 +143,21 @@ export class Session implements Member {
   }
 
   deliver(message: RoomMessage): void {
-    this.socket.sendFrame(message);
+    if (this.held) this.held.push(message);
+    else this.send(message);
+  }
+
+  /** Presence events from the room (held, like messages, until a resume has replayed). */
+  sendText(text: string): void {
+    if (this.held) this.held.push(text);
+    else this.socket.sendText(text);
+  }
+
+  private send(message: RoomMessage): void {
+    if (message.seq <= this.sentSeq) return;
+    this.sentSeq = message.seq;
+    if (this.level === 1) this.socket.sendFrame(message);
+    else this.socket.sendEnvelope(message);
   }
 
   replace(): void {
@@ -141,6 +191,7 @@ export class Session implements Member {
     this.state = 'assigning';
     this.deviceId = result.hello.deviceId;
     this.identity = result.hello.identity;
+    this.level = result.hello.level;
     this.assign(result.hello).catch((err: unknown) => {
       this.ctx.log.error({ err, conn: this.id, device: this.deviceId }, 'room assignment failed');
       this.fail(ErrorCode.Unavailable, 'Service unavailable, try again later', CloseCode.Unavailable);
@@ -148,9 +199,12 @@ export class Session implements Member {
   }
 
   private async assign(hello: Hello): Promise<void> {
-    const { lobby, registry, directory, writer, log } = this.ctx;
+    const { lobby, log } = this.ctx;
     const now = isoNow();
-    const assignment = await lobby.assign(hello.deviceId, hello.roomId, now);
+    // A resume names its room, as a hello's room_id does; the status says the device is back.
+    const assignment = hello.resume
+      ? await lobby.assign(hello.deviceId, hello.resume.roomId, now)
+      : await lobby.assign(hello.deviceId, hello.roomId, now);
     if (this.state !== 'assigning') return; // the client left meanwhile
     if ('notFound' in assignment) {
       log.info({ conn: this.id, device: hello.deviceId, room: assignment.notFound }, 'room not found');
@@ -160,44 +214,121 @@ export class Session implements Member {
         CloseCode.RoomNotFound,
       );
     }
-    const room = await registry.enter(assignment.roomId, this, () => this.state === 'assigning');
-    if (!room) return;
+    const status: RoomStatus = hello.resume ? 'reconnected' : assignment.status;
+    await this.enterRoom(
+      assignment.roomId,
+      status,
+      new Date(this.openedAt).toISOString(),
+      hello.resume?.lastSeq,
+    );
+  }
+
+  /**
+   * Puts the connection into a room (after a hello or a join_room), records it, answers the room
+   * reply and, for a resume, replays what the device missed before anything live.
+   */
+  private async enterRoom(
+    roomId: string,
+    status: RoomStatus,
+    at: string,
+    resumeAfter?: number,
+  ): Promise<void> {
+    const { registry, directory, writer, log } = this.ctx;
+    // Whatever is delivered from the moment we are a member waits until the replay is sent.
+    if (resumeAfter !== undefined) this.held = [];
+    const room = await registry.enter(roomId, this, () => this.state === 'assigning');
+    if (!room) {
+      this.held = undefined;
+      return;
+    }
     this.room = room;
-    this.state = 'room';
-    directory.setLastRoom(hello.deviceId, room.id);
-    const at = new Date(this.openedAt).toISOString();
-    writer.append({
-      kind: 'device',
-      deviceId: hello.deviceId,
-      identity: hello.identity,
-      roomId: room.id,
-      at,
-    });
+    const current = room.seq;
+    this.sentSeq = current;
+    directory.setLastRoom(this.deviceId, room.id);
+    writer.append({ kind: 'device', deviceId: this.deviceId, identity: this.identity, roomId: room.id, at });
     writer.append({
       kind: 'connection_open',
       id: this.id,
-      deviceId: hello.deviceId,
+      deviceId: this.deviceId,
       roomId: room.id,
-      identity: hello.identity,
+      identity: this.identity,
       clientIp: this.clientIp,
       at,
     });
-    this.socket.sendText(roomFrame(room.id, assignment.status));
+
+    let level2: RoomReplyLevel2 | undefined;
+    let replay: RoomMessage[] = [];
+    if (this.level === 2) {
+      level2 = { members: room.memberList(), seq: current };
+      if (resumeAfter !== undefined) {
+        const recovery = await this.recover(room, resumeAfter, current);
+        if (this.state !== 'assigning' || this.room !== room) return; // closed meanwhile
+        replay = recovery.replay;
+        level2.recovered = recovery.recovered;
+        if (recovery.reason) level2.reason = recovery.reason;
+      }
+    }
+    this.state = 'live';
+    this.socket.sendText(roomFrame(room.id, status, level2));
+    for (const m of replay) this.socket.sendEnvelope(m);
+    const held = this.held;
+    this.held = undefined;
+    for (const m of held ?? []) {
+      if (typeof m === 'string') this.socket.sendText(m);
+      else this.send(m);
+    }
     log.info(
       {
         conn: this.id,
-        device: hello.deviceId,
-        identity: hello.identity,
+        device: this.deviceId,
+        identity: this.identity,
         room: room.id,
-        status: assignment.status,
+        status,
+        level: this.level,
+        ...(resumeAfter !== undefined && { resumedAfter: resumeAfter, replayed: replay.length }),
       },
       'room assigned',
     );
-    const early = this.early;
-    this.early = [];
-    for (const frame of early) {
-      if (this.state !== 'room') break;
-      this.onRoomFrame(frame.data, frame.isBinary);
+    this.drainEarly();
+  }
+
+  /** What a resume after `after` replays, or why it cannot. */
+  private async recover(
+    room: Room,
+    after: number,
+    current: number,
+  ): Promise<{ recovered: boolean; reason?: string; replay: RoomMessage[] }> {
+    if (after > current) {
+      return {
+        recovered: false,
+        reason: `last_seq ${after} is beyond the room's seq ${current}`,
+        replay: [],
+      };
+    }
+    const max = this.ctx.resumeMaxMessages;
+    if (current - after > max) {
+      return {
+        recovered: false,
+        reason: `${current - after} messages were missed, more than the resume limit of ${max}`,
+        replay: [],
+      };
+    }
+    if (after === current) return { recovered: true, replay: [] };
+    try {
+      return {
+        recovered: true,
+        replay: await this.ctx.history.since(room, this.deviceId, after, current, max),
+      };
+    } catch (err) {
+      this.ctx.log.warn(
+        { conn: this.id, room: room.id, err: (err as Error).message },
+        'resume: history unavailable',
+      );
+      return {
+        recovered: false,
+        reason: 'history is unavailable: the database is not answering',
+        replay: [],
+      };
     }
   }
 
@@ -220,17 +351,190 @@ export class Session implements Member {
       this.ctx.writer.append({ kind: 'room_query', deviceId: this.deviceId, roomId: room.id, at: now });
       return;
     }
+    this.accept(room, text!, data, null, now);
+  }
+
+  /** Records a message and publishes it to the room; returns its seq. */
+  private accept(room: Room, text: string, payload: Buffer, to: string | null, now: string): number {
     const seq = ++room.seq;
     this.ctx.writer.append({
       kind: 'message',
       roomId: room.id,
       seq,
       fromDeviceId: this.deviceId,
-      toDeviceId: null,
-      content: text!,
+      fromIdentity: this.identity,
+      toDeviceId: to,
+      content: text,
       sentAt: now,
     });
-    this.ctx.bus.publish({ roomId: room.id, seq, senderId: this.id, payload: data });
+    this.ctx.bus.publish({
+      roomId: room.id,
+      seq,
+      senderId: this.id,
+      fromDeviceId: this.deviceId,
+      fromIdentity: this.identity,
+      sentAt: now,
+      to,
+      payload,
+      text,
+    });
+    return seq;
+  }
+
+  /** A Level 2 client's frame: control messages, directed sends, acks; else a broadcast. */
+  private onLevel2Frame(data: Buffer, isBinary: boolean): void {
+    if (data.length > this.ctx.maxFrameBytes) {
+      this.socket.sendText(errorFrame(ErrorCode.PayloadTooLarge, this.tooLargeText(data.length)));
+      return;
+    }
+    const text = frameText(data, isBinary);
+    const message = parseObject(text);
+    if (!message) {
+      this.socket.sendText(INVALID_JSON_FRAME);
+      return;
+    }
+    const ackId = message.ack_id;
+    switch (message.type) {
+      case 'ping':
+        return this.socket.sendText(PONG_FRAME);
+      case 'join_room':
+        return this.joinRoom(message, ackId);
+      case 'leave_room':
+        return this.leaveRoom(ackId);
+      case 'history':
+        return this.history(message, ackId);
+    }
+    const room = this.room;
+    if (!room) return this.error(ErrorCode.NotInRoom, 'Not in a room: join one first', ackId);
+    const now = isoNow();
+    if (message.type === 'query_room') {
+      this.socket.sendText(roomInfoFrame(room.id, room.members.size, room.othersOf(this)));
+      this.ctx.writer.append({ kind: 'room_query', deviceId: this.deviceId, roomId: room.id, at: now });
+      return;
+    }
+    if (message.type === 'send') {
+      const { to, data: inner } = message;
+      if (typeof to !== 'string' || to === '' || !isObject(inner)) {
+        return this.error(
+          ErrorCode.InvalidMessage,
+          'A send needs "to" (a device_id) and "data" (an object)',
+          ackId,
+        );
+      }
+      if (!room.hasDevice(to)) {
+        return this.error(ErrorCode.UnknownTarget, `Device ${to} is not in room ${room.id}`, ackId);
+      }
+      const innerText = JSON.stringify(inner);
+      const seq = this.accept(room, innerText, Buffer.from(innerText), to, now);
+      if (ackId !== undefined) this.socket.sendText(ackFrame(ackId, seq));
+      return;
+    }
+    // A broadcast: the sender's own bytes, unless ack_id must be taken out first.
+    let seq: number;
+    if (ackId === undefined) {
+      seq = this.accept(room, text!, data, null, now);
+    } else {
+      const { ack_id: _, ...rest } = message;
+      const restText = JSON.stringify(rest);
+      seq = this.accept(room, restText, Buffer.from(restText), null, now);
+      this.socket.sendText(ackFrame(ackId, seq));
+    }
+  }
+
+  private joinRoom(message: JsonObject, ackId: unknown): void {
+    const wanted = message.room_id;
+    if (typeof wanted !== 'string' || wanted === '') {
+      return this.error(ErrorCode.InvalidMessage, 'A join_room needs "room_id"', ackId);
+    }
+    const roomId = wanted.toUpperCase();
+    if (this.room?.id === roomId) {
+      // Already there: the same reply as for a join, nothing moves.
+      const room = this.room;
+      this.socket.sendText(
+        roomFrame(room.id, 'joined_existing', { members: room.memberList(), seq: room.seq }),
+      );
+      return;
+    }
+    this.state = 'assigning';
+    this.ctx.lobby
+      .assign(this.deviceId, roomId, isoNow())
+      .then(async (assignment) => {
+        if (this.state !== 'assigning') return;
+        if ('notFound' in assignment) {
+          // The connection stays where it was.
+          this.state = 'live';
+          this.error(ErrorCode.RoomNotFound, ErrorText.roomNotFound(assignment.notFound), ackId);
+          return this.drainEarly();
+        }
+        this.leaveCurrent();
+        this.id = this.ctx.connectionIds.next();
+        await this.enterRoom(assignment.roomId, 'joined_existing', isoNow());
+      })
+      .catch((err: unknown) => {
+        this.ctx.log.error({ err, conn: this.id, device: this.deviceId }, 'join_room failed');
+        this.fail(ErrorCode.Unavailable, 'Service unavailable, try again later', CloseCode.Unavailable);
+      });
+  }
+
+  private leaveRoom(ackId: unknown): void {
+    const room = this.room;
+    if (!room) return this.error(ErrorCode.NotInRoom, 'Not in a room', ackId);
+    this.leaveCurrent();
+    this.socket.sendText(leftFrame(room.id));
+  }
+
+  /** Leaves the current room (if any) and records the end of that stay. */
+  private leaveCurrent(): void {
+    const room = this.room;
+    if (!room) return;
+    this.room = undefined;
+    this.held = undefined;
+    this.ctx.registry.leave(room, this);
+    this.ctx.writer.append({ kind: 'connection_close', id: this.id, at: isoNow() });
+  }
+
+  private history(message: JsonObject, ackId: unknown): void {
+    const room = this.room;
+    if (!room) return this.error(ErrorCode.NotInRoom, 'Not in a room: join one first', ackId);
+    const { before_seq: beforeSeq, limit } = message;
+    if (
+      (beforeSeq !== undefined && !(isSeq(beforeSeq) && beforeSeq > 0)) ||
+      (limit !== undefined && !(isSeq(limit) && limit > 0))
+    ) {
+      return this.error(
+        ErrorCode.InvalidMessage,
+        'A history request takes "before_seq" and "limit", positive integers',
+        ackId,
+      );
+    }
+    const before = Math.min(beforeSeq ?? Infinity, room.seq + 1);
+    const count = Math.min(limit ?? HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT);
+    this.ctx.history.before(room, this.deviceId, before, count).then(
+      (messages) => {
+        if (this.state !== 'closed') this.socket.sendText(historyFrame(room.id, messages));
+      },
+      (err: unknown) => {
+        this.ctx.log.warn(
+          { conn: this.id, room: room.id, err: (err as Error).message },
+          'history unavailable',
+        );
+        this.error(ErrorCode.Unavailable, 'History is unavailable right now, try again later', ackId);
+      },
+    );
+  }
+
+  /** An error frame that leaves the connection open (with the ack_id it answers, if any). */
+  private error(code: ErrorCode, message: string, ackId: unknown): void {
+    this.socket.sendText(errorFrame(code, message, ackId));
+  }
+
+  /** Frames that arrived while the room was being assigned, in order. */
+  private drainEarly(): void {
+    // A join_room among them sends the session back to assigning: the rest wait for it.
+    while (this.state === 'live' && this.early.length > 0) {
+      const frame = this.early.shift()!;
+      this.onFrame(frame.data, frame.isBinary);
+    }
   }
 
   private tooLargeText(size: number): string {
@@ -246,23 +550,24 @@ export class Session implements Member {
   /** Leaves the room and records the disconnect, once. */
   private finish(code: number): void {
     if (this.state === 'closed') return;
-    const wasInRoom = this.state === 'room';
+    const roomId = this.room?.id;
     this.state = 'closed';
     clearTimeout(this.helloTimer);
     this.early = [];
-    if (wasInRoom && this.room) {
-      this.ctx.registry.leave(this.room, this);
-      this.ctx.writer.append({ kind: 'connection_close', id: this.id, at: isoNow() });
-    }
+    this.leaveCurrent();
     this.ctx.log.info(
       {
         conn: this.id,
         device: this.deviceId || undefined,
-        room: this.room?.id,
+        room: roomId,
         code,
         seconds: Math.round((Date.now() - this.openedAt) / 1000),
       },
       'disconnected',
     );
   }
+}
+
+function isObject(v: unknown): v is JsonObject {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }

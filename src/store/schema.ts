@@ -27,6 +27,8 @@ export interface ConnectionsTable {
 export interface MessagesTable {
   id: Generated<number>;
   from_device_id: string;
+  /** The sender's identity when it sent (null in rows older than migration 0002). */
+  from_identity: string | null;
   to_device_id: string | null;
   room_id: string;
   message_content: string;

@@ -14,6 +14,8 @@ import {
   roomQueryId,
   type DeviceRow,
   type Dialect,
+  type MessageQuery,
+  type MessageRow,
   type RecordEntry,
   type RoomRow,
   type Store,
@@ -90,6 +92,37 @@ export class SqlStore implements Store {
       .where('room_id', '=', roomId)
       .executeTakeFirst();
     return Number(row?.seq ?? 0);
+  }
+
+  async readMessages(q: MessageQuery): Promise<MessageRow[]> {
+    const rows = await this.db
+      .selectFrom('messages as m')
+      .leftJoin('devices as d', 'd.device_id', 'm.from_device_id')
+      .select([
+        'm.seq',
+        'm.from_device_id',
+        'm.from_identity',
+        'd.last_identity',
+        'm.to_device_id',
+        'm.message_content',
+        'm.sent_at',
+      ])
+      .where('m.room_id', '=', q.roomId)
+      .where('m.seq', '>', q.afterSeq)
+      .where('m.seq', '<', q.beforeSeq)
+      .where((eb) => eb.or([eb('m.to_device_id', 'is', null), eb('m.to_device_id', '=', q.deviceId)]))
+      .orderBy('m.seq', q.newest ? 'desc' : 'asc')
+      .limit(q.limit)
+      .execute();
+    if (q.newest) rows.reverse();
+    return rows.map((r) => ({
+      seq: Number(r.seq),
+      fromDeviceId: r.from_device_id,
+      fromIdentity: r.from_identity ?? r.last_identity ?? '',
+      toDeviceId: r.to_device_id,
+      content: r.message_content,
+      sentAt: this.fromDb(r.sent_at),
+    }));
   }
 
   async maxConnectionId(): Promise<number> {
@@ -179,6 +212,7 @@ export class SqlStore implements Store {
           .values(
             (run as Extract<RecordEntry, { kind: 'message' }>[]).map((e) => ({
               from_device_id: e.fromDeviceId,
+              from_identity: e.fromIdentity,
               to_device_id: e.toDeviceId,
               room_id: e.roomId,
               message_content: e.content,

@@ -14,8 +14,8 @@ import {
 export interface SqliteWrites {
   /** The entries in one transaction, in order. */
   writeAll(entries: readonly RecordEntry[]): void;
-  /** Records in the writer thread's flat form (sqlite-writer-protocol.ts), in one transaction. */
-  writeColumns(chunks: readonly RecordColumns[]): void;
+  /** Records in the writer thread's flat form (sqlite-writer-protocol.ts), inside the caller's transaction. */
+  apply(records: RecordColumns): void;
   /** true if inserted, false if the code is taken. */
   insertRoom(roomId: string, createdAt: Timestamp): boolean;
   /** Closes every open connection row; returns how many. */
@@ -37,8 +37,8 @@ export function sqliteWrites(db: BetterSqlite3.Database): SqliteWrites {
     ),
     connectionClose: db.prepare(`update connections set disconnected_at = ? where id = ?`),
     message: db.prepare(
-      `insert into messages (from_device_id, to_device_id, room_id, message_content, sent_at, seq)
-       values (?, ?, ?, ?, ?, ?) on conflict (room_id, seq) do nothing`,
+      `insert into messages (from_device_id, from_identity, to_device_id, room_id, message_content, sent_at, seq)
+       values (?, ?, ?, ?, ?, ?, ?) on conflict (room_id, seq) do nothing`,
     ),
     roomQuery: db.prepare(
       `insert into room_queries (id, device_id, room_id, queried_at) values (?, ?, ?, ?)
@@ -50,20 +50,18 @@ export function sqliteWrites(db: BetterSqlite3.Database): SqliteWrites {
     closeOpen: db.prepare(`update connections set disconnected_at = ? where disconnected_at is null`),
   };
   const visitor: RecordVisitor = {
-    message: (roomId, seq, from, to, content, sentAt) =>
-      s.message.run(from, to, roomId, content, sentAt, seq),
+    message: (roomId, seq, from, fromIdentity, to, content, sentAt) =>
+      s.message.run(from, fromIdentity, to, roomId, content, sentAt, seq),
     device: (deviceId, identity, roomId, at) => s.device.run(deviceId, at, at, roomId, identity),
     connectionOpen: (id, deviceId, roomId, identity, clientIp, at) =>
       s.connectionOpen.run(id, deviceId, roomId, identity, at, clientIp),
     connectionClose: (id, at) => s.connectionClose.run(at, id),
     roomQuery: (id, deviceId, roomId, at) => s.roomQuery.run(id, deviceId, roomId, at),
   };
-  const writeColumns = db.transaction((chunks: readonly RecordColumns[]) => {
-    for (const chunk of chunks) visitRecords(chunk, visitor);
-  });
+  const writeAll = db.transaction((records: RecordColumns) => visitRecords(records, visitor));
   return {
-    writeAll: (entries) => writeColumns([encodeRecords(entries, 0, entries.length, [])]),
-    writeColumns: (chunks) => writeColumns(chunks),
+    writeAll: (entries) => writeAll(encodeRecords(entries, 0, entries.length, [])),
+    apply: (records) => visitRecords(records, visitor),
     insertRoom: (roomId, createdAt) => s.room.run(roomId, createdAt).changes === 1,
     closeOpenConnections: (at) => s.closeOpen.run(at).changes,
   };

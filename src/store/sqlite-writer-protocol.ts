@@ -39,7 +39,7 @@ export function encodeRecords(
     const e = entries[i]!;
     switch (e.kind) {
       case 'message':
-        out.push(MESSAGE, e.roomId, e.seq, e.fromDeviceId, e.toDeviceId, e.content, e.sentAt);
+        out.push(MESSAGE, e.roomId, e.seq, e.fromDeviceId, e.fromIdentity, e.toDeviceId, e.content, e.sentAt);
         break;
       case 'device':
         out.push(DEVICE, e.deviceId, e.identity, e.roomId, e.at);
@@ -64,6 +64,7 @@ export interface RecordVisitor {
     roomId: string,
     seq: number,
     from: string,
+    fromIdentity: string,
     to: string | null,
     content: string,
     sentAt: string,
@@ -88,8 +89,16 @@ export function visitRecords(c: RecordColumns, v: RecordVisitor): void {
   while (i < c.length) {
     switch (c[i]) {
       case MESSAGE:
-        v.message(s[i + 1]!, n[i + 2]!, s[i + 3]!, c[i + 4] as string | null, s[i + 5]!, s[i + 6]!);
-        i += 7;
+        v.message(
+          s[i + 1]!,
+          n[i + 2]!,
+          s[i + 3]!,
+          s[i + 4]!,
+          c[i + 5] as string | null,
+          s[i + 6]!,
+          s[i + 7]!,
+        );
+        i += 8;
         break;
       case DEVICE:
         v.device(s[i + 1]!, s[i + 2]!, s[i + 3]!, s[i + 4]!);

@@ -8,7 +8,7 @@ import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import BetterSqlite3 from 'better-sqlite3';
 import { configure, sqliteWrites } from './sqlite-batch.js';
-import type { RecordColumns, WriterRequest, WriterResponse } from './sqlite-writer-protocol.js';
+import type { WriterRequest, WriterResponse } from './sqlite-writer-protocol.js';
 
 const { path, nice } = workerData as { path: string; nice: number };
 lowerPriority(nice);
@@ -21,27 +21,69 @@ db.pragma('foreign_keys = OFF');
 const writes = sqliteWrites(db);
 const port = parentPort!;
 
-/** Chunks of the batch being received, by request id; written with its `write`. */
-const staged = new Map<number, RecordColumns[]>();
+/**
+ * The batch being received: its transaction is opened with the first chunk and each chunk is
+ * inserted as it arrives, so the thread's work is spread over the batch's hand-off and a chunk
+ * is garbage as soon as it is inserted (the thread's heap stays small and flat). The `write`
+ * that carries the last chunk commits.
+ */
+let open: { id: number; failed: string | undefined } | undefined;
+/** Other requests that arrived while a batch was open: run after its commit, never inside it. */
+let deferred: Exclude<WriterRequest, { op: 'stage' | 'write' }>[] = [];
 
 port.on('message', (req: WriterRequest) => {
+  if (req.op === 'stage' || req.op === 'write') return onBatch(req);
+  if (open) deferred.push(req);
+  else handle(req);
+});
+
+function onBatch(req: Extract<WriterRequest, { op: 'stage' | 'write' }>): void {
+  if (open && open.id !== req.id) {
+    // A new batch while another is open means the sender gave up on that one: drop it.
+    rollback();
+  }
+  if (!open) {
+    db.exec('BEGIN');
+    open = { id: req.id, failed: undefined };
+  }
+  const batch = open;
+  if (!batch.failed) {
+    try {
+      writes.apply(req.records);
+    } catch (err) {
+      batch.failed = err instanceof Error ? err.message : String(err);
+    }
+  }
+  if (req.op === 'stage') return;
+  let res: WriterResponse;
+  if (batch.failed) {
+    rollback();
+    res = { id: req.id, ok: false, error: batch.failed };
+  } else {
+    try {
+      db.exec('COMMIT');
+      open = undefined;
+      res = { id: req.id, ok: true, value: req.count };
+    } catch (err) {
+      rollback();
+      res = { id: req.id, ok: false, error: err instanceof Error ? err.message : String(err) };
+    }
+  }
+  port.postMessage(res);
+  const later = deferred;
+  deferred = [];
+  for (const r of later) handle(r);
+}
+
+function rollback(): void {
+  open = undefined;
+  if (db.inTransaction) db.exec('ROLLBACK');
+}
+
+function handle(req: Exclude<WriterRequest, { op: 'stage' | 'write' }>): void {
   let res: WriterResponse;
   try {
     switch (req.op) {
-      case 'stage': {
-        const chunks = staged.get(req.id);
-        if (chunks) chunks.push(req.records);
-        else staged.set(req.id, [req.records]);
-        return;
-      }
-      case 'write': {
-        const chunks = staged.get(req.id) ?? [];
-        staged.delete(req.id);
-        chunks.push(req.records);
-        writes.writeColumns(chunks);
-        res = { id: req.id, ok: true, value: req.count };
-        break;
-      }
       case 'insertRoom':
         res = { id: req.id, ok: true, value: writes.insertRoom(req.roomId, req.createdAt) ? 1 : 0 };
         break;
@@ -58,7 +100,7 @@ port.on('message', (req: WriterRequest) => {
     res = { id: req.id, ok: false, error: err instanceof Error ? err.message : String(err) };
   }
   port.postMessage(res);
-});
+}
 
 /**
  * Lets the relay go first: on a busy machine a batch (milliseconds of CPU) would otherwise

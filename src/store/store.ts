@@ -42,6 +42,7 @@ export type RecordEntry =
       roomId: string;
       seq: number;
       fromDeviceId: string;
+      fromIdentity: string;
       toDeviceId: string | null;
       content: string;
       sentAt: Timestamp;
@@ -58,6 +59,30 @@ export function roomQueryId(e: Extract<RecordEntry, { kind: 'room_query' }>): nu
   return e.id;
 }
 
+/** A recorded room message, as history and resume read it back. */
+export interface MessageRow {
+  seq: number;
+  fromDeviceId: string;
+  fromIdentity: string;
+  toDeviceId: string | null;
+  content: string;
+  sentAt: Timestamp;
+}
+
+/**
+ * Messages of one room that `deviceId` may see (broadcasts, and directed messages to it), in
+ * seq order. `afterSeq` < seq < `beforeSeq`; with `newest`, the last `limit` of that range
+ * (still returned oldest first), else the first `limit`.
+ */
+export interface MessageQuery {
+  roomId: string;
+  deviceId: string;
+  afterSeq: number;
+  beforeSeq: number;
+  limit: number;
+  newest: boolean;
+}
+
 export interface Store {
   readonly dialect: Dialect;
   /** Applies pending migrations; returns the names applied now. */
@@ -68,6 +93,8 @@ export interface Store {
   getDevice(deviceId: string): Promise<DeviceRow | undefined>;
   /** Highest message seq recorded in a room, 0 for none. */
   lastSeq(roomId: string): Promise<number>;
+  /** Recorded messages for history and resume (see MessageQuery). */
+  readMessages(query: MessageQuery): Promise<MessageRow[]>;
   /** Highest connection id recorded, 0 for none. */
   maxConnectionId(): Promise<number>;
   /** Highest room_queries id recorded, 0 for none. */

@@ -13,6 +13,7 @@ import * as ws from 'ws';
 import type { WebSocket } from 'ws';
 import type { Socket } from 'node:net';
 import type { RoomMessage } from '../bus/bus.js';
+import { messageEnvelope } from '../protocol/encode.js';
 
 interface FrameOptions {
   fin: boolean;
@@ -54,4 +55,11 @@ export function sendFramed(socket: WebSocket, message: RoomMessage): void {
   message.wire ??= Sender.frame(message.payload, TEXT);
   corkForTick(socket);
   (socket as unknown as WsInternals)._sender.sendFrame(message.wire);
+}
+
+/** The Level 2 envelope of a message, encoded and framed once for all Level 2 recipients. */
+export function sendEnvelopeFramed(socket: WebSocket, message: RoomMessage): void {
+  message.envelopeWire ??= Sender.frame(Buffer.from(messageEnvelope(message)), TEXT);
+  corkForTick(socket);
+  (socket as unknown as WsInternals)._sender.sendFrame(message.envelopeWire);
 }

@@ -5,7 +5,7 @@
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { sendFramed } from './framing.js';
+import { sendEnvelopeFramed, sendFramed } from './framing.js';
 import type { Logger } from 'pino';
 import { CloseCode } from '../protocol/codes.js';
 import { Session, type SessionContext, type SessionSocket } from '../rooms/session.js';
@@ -60,8 +60,11 @@ export class WsTransport {
       sendText: (text) => {
         if (ws.readyState === ws.OPEN) ws.send(text);
       },
-      sendFrame: (frame) => {
-        if (ws.readyState === ws.OPEN) sendFramed(ws, frame);
+      sendFrame: (message) => {
+        if (ws.readyState === ws.OPEN) sendFramed(ws, message);
+      },
+      sendEnvelope: (message) => {
+        if (ws.readyState === ws.OPEN) sendEnvelopeFramed(ws, message);
       },
       close: (code, reason) => {
         if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) ws.close(code, reason);
