@@ -2,13 +2,17 @@
  * Puts the parts together: store → writer → directory → rooms → bus → transport, on one port
  * that serves WebSocket and HTTP. `start()` and `stop()` are the whole lifecycle.
  */
-import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import type { Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { Config } from './config/schema.js';
 import { redactUrl } from './config/load.js';
 import { LocalBus } from './bus/local-bus.js';
+import { OriginAllowList } from './auth/origins.js';
+import { createPortServer, loadTls } from './auth/tls.js';
+import { JwtVerifier } from './auth/token-verifier.js';
+import { IpLimits } from './limits/ip-limits.js';
 import type { Bus } from './bus/bus.js';
 import { createHttpHandler } from './http/http-handler.js';
 import { createLogger } from './log/logger.js';
@@ -38,6 +42,7 @@ export class RoomServer {
   private store: Store | undefined;
   private writer: RecordWriter | undefined;
   private registry: RoomRegistry | undefined;
+  private ipLimits: IpLimits | undefined;
   private bus: Bus | undefined;
   private http: HttpServer | undefined;
   private transport: WsTransport | undefined;
@@ -59,6 +64,10 @@ export class RoomServer {
    */
   async start(): Promise<{ port: number; url: string }> {
     const { config, log } = this;
+    // Certificate and key files first: one that is missing or unusable stops the start with a
+    // message naming its setting, before the database is touched.
+    const tls = loadTls(config);
+    const tokens = await JwtVerifier.fromConfig(config);
     const store = (this.store = openStore(
       config.databaseUrl,
       { max: config.dbPoolMax, idle: config.dbPoolIdle, connectTimeoutMs: config.dbTimeoutMs },
@@ -89,10 +98,13 @@ export class RoomServer {
     const registry = (this.registry = new RoomRegistry(directory, bus, {
       sameDevice: config.sameDevice,
       historyWindow: config.historyWindow,
+      maxRoomMembers: config.maxRoomMembers,
     }));
+    const ipLimits = (this.ipLimits = new IpLimits(config));
     const connectionIds = new ServerIds(await store.maxConnectionId());
 
-    const http = (this.http = createHttpServer(
+    const http = (this.http = createPortServer(
+      tls,
       createHttpHandler({
         pingDatabase: () => withTimeout(store.ping(), config.dbTimeoutMs, 'database ping timed out'),
         records: () => ({ pending: writer.pending, spooled: writer.spooled }),
@@ -114,10 +126,22 @@ export class RoomServer {
         helloTimeoutMs: config.helloTimeoutMs,
         maxFrameBytes: config.maxFrameBytes,
         resumeMaxMessages: config.resumeMaxMessages,
+        maxBufferedBytes: config.maxBufferedBytes,
+        ipLimits,
+        rateLimitPerSecond: config.rateLimitPerSecond,
+        rateLimitBurst: config.rateLimitBurst,
+        tokens,
       },
       new ClientIpResolver(config.trustedProxies),
       log,
-      { maxFrameBytes: config.maxFrameBytes, connectionFrame: connectionFrame(VERSION) },
+      {
+        maxFrameBytes: config.maxFrameBytes,
+        connectionFrame: connectionFrame(VERSION),
+        allowedOrigins: config.allowedOrigins.length ? new OriginAllowList(config.allowedOrigins) : undefined,
+        maxBufferedBytes: config.maxBufferedBytes,
+        pingIntervalMs: config.pingIntervalMs,
+        ipLimits,
+      },
     );
 
     await new Promise<void>((resolve, reject) => {
@@ -128,8 +152,18 @@ export class RoomServer {
       });
     });
     const port = (http.address() as AddressInfo).port;
-    const url = `ws://${urlHost(config.host)}:${port}`;
-    log.info({ url, port, database: redactUrl(config.databaseUrl), version: VERSION }, 'listening');
+    const url = `${tls ? 'wss' : 'ws'}://${urlHost(config.host)}:${port}`;
+    log.info(
+      {
+        url,
+        port,
+        database: redactUrl(config.databaseUrl),
+        version: VERSION,
+        auth: tokens ? 'jwt' : 'off',
+        allowedOrigins: config.allowedOrigins.length ? config.allowedOrigins : 'any',
+      },
+      'listening',
+    );
 
     this.loopHistogram.enable();
     if (config.statusIntervalMs > 0) {
@@ -187,6 +221,7 @@ export class RoomServer {
     const http = this.http;
     const closedHttp = http ? new Promise<void>((r) => http.close(() => r())) : Promise.resolve();
     await this.transport?.shutdown(SHUTDOWN_GRACE_MS);
+    this.ipLimits?.close();
     http?.closeAllConnections();
     await closedHttp;
     await this.bus?.close();

@@ -1,6 +1,7 @@
 import { ConfigSchema, SETTINGS, type Config } from './schema.js';
 import { parseAddressRange } from '../transport/client-ip.js';
 import { backendOf } from '../store/backend.js';
+import { securitySettingsProblem } from '../auth/settings-check.js';
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -69,6 +70,8 @@ export function loadConfig(
       `Invalid setting --db-pool-idle / DB_POOL_IDLE (got ${config.dbPoolIdle}): more than --db-pool-max (${config.dbPoolMax})`,
     );
   }
+  const security = securitySettingsProblem(config);
+  if (security) throw new ConfigError(security);
   return config;
 }
 

@@ -13,6 +13,10 @@ const list = z.union([z.array(z.string()), z.string()]).transform((v) =>
     .filter(Boolean),
 );
 
+const bool = z
+  .union([z.boolean(), z.enum(['true', 'false', '1', '0'])])
+  .transform((v) => v === true || v === 'true' || v === '1');
+
 export interface SettingSpec {
   /** Key in the parsed Config object. */
   key: string;
@@ -99,6 +103,85 @@ export const SETTINGS: SettingSpec[] = [
       'Comma-separated IPs or CIDRs of reverse proxies whose X-Real-IP / X-Forwarded-For are believed.',
   },
   {
+    key: 'allowedOrigins',
+    flag: 'allowed-origins',
+    env: 'ALLOWED_ORIGINS',
+    // Empty = any origin, as the original: the server cannot know which sites host its clients.
+    // Set it when browsers connect, so other sites' pages cannot connect on a visitor's behalf.
+    schema: list.default([]),
+    shownDefault: '(any)',
+    description:
+      'Comma-separated origins (scheme://host[:port]) whose browser pages may connect; an upgrade with another Origin gets HTTP 403. Requests without Origin (non-browser clients) are allowed.',
+  },
+  {
+    key: 'jwtSecret',
+    flag: 'jwt-secret',
+    env: 'JWT_SECRET',
+    // Authentication is off by default so that existing clients (which send no token) keep
+    // working; a shared secret has no sensible default. Prefer the variable: flags show in `ps`.
+    schema: z.string().default(''),
+    shownDefault: '(none)',
+    description:
+      'Turns authentication on with HS256 tokens signed with this shared secret (at least 32 bytes). Every hello then needs a valid JWT whose sub is its device_id (docs/security.md).',
+  },
+  {
+    key: 'jwtPublicKey',
+    flag: 'jwt-public-key',
+    env: 'JWT_PUBLIC_KEY',
+    // Off by default, as --jwt-secret. A public key lets the server verify without being able to mint.
+    schema: z.string().default(''),
+    shownDefault: '(none)',
+    description:
+      'Turns authentication on with tokens signed by the private half of this PEM public key file: RSA → RS256, P-256 → ES256, Ed25519 → EdDSA.',
+  },
+  {
+    key: 'jwtJwks',
+    flag: 'jwt-jwks',
+    env: 'JWT_JWKS',
+    // Off by default, as --jwt-secret. A key set allows rotation: tokens name their key by kid.
+    schema: z.string().default(''),
+    shownDefault: '(none)',
+    description:
+      'Turns authentication on with tokens signed by a key of this JWKS file ({"keys":[…]}; RS256, ES256, EdDSA).',
+  },
+  {
+    key: 'jwtIssuer',
+    flag: 'jwt-issuer',
+    env: 'JWT_ISSUER',
+    // Unchecked by default: many backends mint without iss. Set it when the key is shared.
+    schema: z.string().default(''),
+    shownDefault: '(not checked)',
+    description: 'With authentication on: the iss claim every token must carry.',
+  },
+  {
+    key: 'jwtAudience',
+    flag: 'jwt-audience',
+    env: 'JWT_AUDIENCE',
+    // Unchecked by default, as --jwt-issuer. Set it when the same issuer mints for other services.
+    schema: z.string().default(''),
+    shownDefault: '(not checked)',
+    description: 'With authentication on: the aud claim every token must carry (or include).',
+  },
+  {
+    key: 'tlsCert',
+    flag: 'tls-cert',
+    env: 'TLS_CERT',
+    // Plain ws:// by default, as the original (TLS was nginx's job); a certificate is per host.
+    schema: z.string().default(''),
+    shownDefault: '(none)',
+    description:
+      'PEM certificate (chain) file: with --tls-key, the port serves wss:// and https:// directly.',
+  },
+  {
+    key: 'tlsKey',
+    flag: 'tls-key',
+    env: 'TLS_KEY',
+    // As --tls-cert: both or neither.
+    schema: z.string().default(''),
+    shownDefault: '(none)',
+    description: 'PEM private key file of --tls-cert.',
+  },
+  {
     key: 'helloTimeoutMs',
     flag: 'hello-timeout-ms',
     env: 'HELLO_TIMEOUT_MS',
@@ -147,6 +230,89 @@ export const SETTINGS: SettingSpec[] = [
     shownDefault: '10000',
     description:
       'Most messages a Level 2 resume replays; a device that missed more gets recovered: false and goes live.',
+  },
+  {
+    key: 'rateLimitPerSecond',
+    flag: 'rate-limit-per-second',
+    env: 'RATE_LIMIT_PER_SECOND',
+    // A 60 Hz controller sends 60/s and the bench's busiest sender ~400/s: both pass untouched;
+    // a flood from one connection is refused long before it costs the room anything.
+    schema: int(1, 1_000_000).default(1000),
+    shownDefault: '1000',
+    description:
+      'Messages per second a connection may send after its hello (token bucket). Past it frames are refused with error rate_limited; a sender that keeps going is closed 4029.',
+  },
+  {
+    key: 'rateLimitBurst',
+    flag: 'rate-limit-burst',
+    env: 'RATE_LIMIT_BURST',
+    // Two seconds' worth: a client that reconnects and flushes its outbox is not punished.
+    schema: int(1, 10_000_000).default(2000),
+    shownDefault: '2000',
+    description: 'Messages a connection may send at once above the rate (the bucket size).',
+  },
+  {
+    key: 'maxConnectionsPerIp',
+    flag: 'max-connections-per-ip',
+    env: 'MAX_CONNECTIONS_PER_IP',
+    // Room for a large office behind one NAT address; far below what one server holds.
+    schema: int(0, 10_000_000).default(256),
+    shownDefault: '256',
+    description:
+      'Open connections one client IP may have (0 = no limit); the next gets error too_many_connections and close 4029.',
+  },
+  {
+    key: 'failedJoinsPerMinute',
+    flag: 'failed-joins-per-minute',
+    env: 'FAILED_JOINS_PER_MINUTE',
+    // A person mistypes a code a few times. At 10 a minute, one address needs on average ~530
+    // years to hit one of 1,000 live codes among 36^8 (~6 months for one of a million).
+    schema: int(0, 1_000_000).default(10),
+    shownDefault: '10',
+    description:
+      'Hellos / join_rooms naming a room that does not exist that one IP may make per minute (0 = no limit); past it, room codes from that IP are refused (too_many_failed_joins, close 4029).',
+  },
+  {
+    key: 'limitLoopback',
+    flag: 'limit-loopback',
+    env: 'LIMIT_LOOPBACK',
+    boolean: true,
+    // Loopback peers are local: a reverse proxy on the same host without --trusted-proxies would
+    // otherwise put every client under one address, and local load tests open thousands.
+    schema: bool.default(false),
+    shownDefault: 'false',
+    description:
+      'Apply the per-IP limits (connections, failed joins) to loopback clients too (127.0.0.0/8, ::1).',
+  },
+  {
+    key: 'maxBufferedBytes',
+    flag: 'max-buffered-bytes',
+    env: 'MAX_BUFFERED_BYTES',
+    // A reader that stalls cannot make the server hold more than this for it.
+    schema: int(16_384, 1024 * 1024 * 1024).default(1_048_576),
+    shownDefault: '1048576',
+    description:
+      'Unsent bytes a client may have waiting; past it the client is cut (slow consumer, recorded with 4010).',
+  },
+  {
+    key: 'pingIntervalMs',
+    flag: 'ping-interval-ms',
+    env: 'PING_INTERVAL_MS',
+    // Half a minute finds a phone that vanished within a minute, with one tiny frame per interval.
+    schema: int(0, 3_600_000).default(30_000),
+    shownDefault: '30000',
+    description:
+      'The server pings every client this often; one that has not answered the previous ping is cut and recorded as disconnected (4011). 0 = off.',
+  },
+  {
+    key: 'maxRoomMembers',
+    flag: 'max-room-members',
+    env: 'MAX_ROOM_MEMBERS',
+    // Far above a device-pairing room; bounds the cost of one message's fan-out.
+    schema: int(0, 10_000_000).default(1000),
+    shownDefault: '1000',
+    description:
+      'Most connections in one room (0 = no limit); a hello into a full room gets room_full and close 4015.',
   },
   {
     key: 'logLevel',
@@ -236,11 +402,27 @@ export interface Config {
   host: string;
   databaseUrl: string;
   trustedProxies: string[];
+  allowedOrigins: string[];
+  jwtSecret: string;
+  jwtPublicKey: string;
+  jwtJwks: string;
+  jwtIssuer: string;
+  jwtAudience: string;
+  tlsCert: string;
+  tlsKey: string;
   helloTimeoutMs: number;
   maxFrameBytes: number;
   sameDevice: 'replace' | 'allow';
   historyWindow: number;
   resumeMaxMessages: number;
+  rateLimitPerSecond: number;
+  rateLimitBurst: number;
+  maxConnectionsPerIp: number;
+  failedJoinsPerMinute: number;
+  limitLoopback: boolean;
+  maxBufferedBytes: number;
+  pingIntervalMs: number;
+  maxRoomMembers: number;
   logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
   logFormat: 'auto' | 'json' | 'pretty';
   statusIntervalMs: number;

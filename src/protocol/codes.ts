@@ -24,10 +24,23 @@ export const ErrorCode = {
   PayloadTooLarge: 'payload_too_large',
   /** No hello within the configured time. */
   HelloTimeout: 'hello_timeout',
-  /** Too many messages, connections or failed joins. */
+  /** Messages faster than the per-connection rate limit (the frame is refused), or a flood before assignment. */
   RateLimited: 'rate_limited',
-  /** Authentication failed. */
+  /** Too many open connections from this IP address. */
+  TooManyConnections: 'too_many_connections',
+  /** Too many hellos / join_rooms naming rooms that do not exist, from this IP, this minute. */
+  TooManyFailedJoins: 'too_many_failed_joins',
+  /** The room has the most members it may have. */
+  RoomFull: 'room_full',
+  /** Authentication failed (missing, invalid or mismatched token, or a room the token does not allow). */
   Unauthorized: 'unauthorized',
+  /** The connection's token expired; the connection is closed. */
+  TokenExpired: 'token_expired',
+  /**
+   * HTTP only, never a frame: an upgrade whose Origin is not in --allowed-origins is answered
+   * 403 with `{"error":"origin_not_allowed"}` before a WebSocket exists.
+   */
+  OriginNotAllowed: 'origin_not_allowed',
   /** Level 2: the hello asked for a protocol level this server does not speak. */
   UnsupportedProtocol: 'unsupported_protocol',
   /** Level 2: a `send` to a device that has no connection in the room. Nothing is recorded. */
@@ -69,7 +82,7 @@ export const CloseCode = {
   MissingIdentity: 4001,
   /** The hello had no `device_id`. */
   MissingDeviceId: 4002,
-  /** Unauthorized (reserved for authentication). */
+  /** Authentication failed, or the connection's token expired. */
   Unauthorized: 4003,
   /** The hello named a room that does not exist. */
   RoomNotFound: 4004,
@@ -77,9 +90,19 @@ export const CloseCode = {
   HelloTimeout: 4008,
   /** This connection was replaced by a newer connection of the same device in the same room. */
   Replaced: 4009,
+  /**
+   * The client did not read what the server sent until its outgoing buffer passed the bound: the
+   * socket is cut without a close frame (it would wait behind the unread data); recorded and
+   * logged with this code.
+   */
+  SlowConsumer: 4010,
+  /** No pong to the server's previous ping: the peer is gone; the socket is cut, recorded with this code. */
+  DeadPeer: 4011,
   /** The hello frame was larger than the frame limit. */
   PayloadTooLarge: 4013,
-  /** Rate or connection limits exceeded. */
+  /** The hello named a room that has the most members it may have. */
+  RoomFull: 4015,
+  /** Rate limits exceeded: a message flood, too many connections or failed joins from one IP. */
   RateLimited: 4029,
   /** The database is unavailable and the hello needed it. */
   Unavailable: 4503,

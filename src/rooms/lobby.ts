@@ -8,6 +8,17 @@ import type { Directory } from './directory.js';
 import { randomRoomId } from './room-id.js';
 
 export type Assignment = { roomId: string; status: RoomStatus } | { notFound: string };
+/** The assignment a RoomPolicy forbids, with the reason said to the client. */
+export type Refusal = { refused: string };
+
+/**
+ * What a connection may do, asked before anything is looked up or created (authentication: the
+ * token's `rooms` and `create` claims). Without one, everything is allowed.
+ */
+export interface RoomPolicy {
+  mayEnter(roomId: string): boolean;
+  mayCreate: boolean;
+}
 
 /** Attempts at a fresh room code before giving up (a collision is ~1 in 2.8 × 10^12 per try). */
 const CREATE_ATTEMPTS = 16;
@@ -16,15 +27,34 @@ export class Lobby {
   constructor(private readonly directory: Directory) {}
 
   /** `requested` is the hello's room_id, already upper-cased. */
-  async assign(deviceId: string, requested: string | undefined, now: string): Promise<Assignment> {
+  assign(deviceId: string, requested: string | undefined, now: string): Promise<Assignment>;
+  /** The same, refused where `policy` (if any) does not allow it. */
+  assign(
+    deviceId: string,
+    requested: string | undefined,
+    now: string,
+    policy: RoomPolicy | undefined,
+  ): Promise<Assignment | Refusal>;
+  async assign(
+    deviceId: string,
+    requested: string | undefined,
+    now: string,
+    policy?: RoomPolicy,
+  ): Promise<Assignment | Refusal> {
     if (requested !== undefined) {
+      // Before the lookup: a forbidden code is refused whether or not it exists.
+      if (policy && !policy.mayEnter(requested)) return { refused: `Token does not allow room ${requested}` };
       if (!isRoomId(requested) || !(await this.directory.roomExists(requested)))
         return { notFound: requested };
       return { roomId: requested, status: 'joined_existing' };
     }
     const last = await this.directory.lastRoomOf(deviceId);
-    if (last !== undefined && (await this.directory.roomExists(last)))
+    if (last !== undefined && (await this.directory.roomExists(last))) {
+      if (policy && !policy.mayEnter(last))
+        return { refused: "Token does not allow the device's last room; name a room it allows" };
       return { roomId: last, status: 'reconnected' };
+    }
+    if (policy && !policy.mayCreate) return { refused: 'Token does not allow creating a room' };
     for (let i = 0; i < CREATE_ATTEMPTS; i++) {
       const roomId = randomRoomId();
       // The primary key decides uniqueness; a taken code just means another draw.

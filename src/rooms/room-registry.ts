@@ -12,6 +12,8 @@ export interface RoomRegistryOptions {
   sameDevice: 'replace' | 'allow';
   /** Messages each room keeps in memory for resume and history once a Level 2 member came. */
   historyWindow: number;
+  /** Most connections in a room; 0 = no limit. */
+  maxRoomMembers: number;
 }
 
 export class RoomRegistry {
@@ -37,11 +39,23 @@ export class RoomRegistry {
     return this.rooms.get(roomId);
   }
 
+  /** Whether a newcomer of this device would find the room full (its own device never does). */
+  isFull(roomId: string, deviceId: string): boolean {
+    const room = this.rooms.get(roomId);
+    const max = this.options.maxRoomMembers;
+    return !!room && max > 0 && room.members.size >= max && !room.hasDevice(deviceId);
+  }
+
   /**
    * Puts `member` into the room, loading the room into memory first if needed. Returns the room,
-   * or undefined when `stillWanted()` turned false while the room was loading.
+   * 'full' when it has the most members it may have, or undefined when `stillWanted()` turned
+   * false while the room was loading.
    */
-  async enter(roomId: string, member: Member, stillWanted: () => boolean): Promise<Room | undefined> {
+  async enter(
+    roomId: string,
+    member: Member,
+    stillWanted: () => boolean,
+  ): Promise<Room | 'full' | undefined> {
     let room = this.rooms.get(roomId);
     while (!room) {
       await this.load(roomId);
@@ -51,6 +65,7 @@ export class RoomRegistry {
       this.dropIfEmpty(room);
       return undefined;
     }
+    if (this.isFull(roomId, member.deviceId)) return 'full';
     // The newcomer goes in first, so that replacing the last other member cannot empty the room.
     room.add(member);
     this.memberCount++;

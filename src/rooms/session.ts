@@ -31,8 +31,12 @@ import type { RecordWriter } from '../store/record-writer.js';
 import { isoNow } from '../store/timestamp.js';
 import type { ServerIds } from '../store/server-ids.js';
 import type { Directory } from './directory.js';
-import type { Lobby } from './lobby.js';
+import type { Lobby, RoomPolicy } from './lobby.js';
+import { ExpiryTimer, authenticate, roomPolicy } from '../auth/session-auth.js';
+import type { TokenVerifier } from '../auth/token-verifier.js';
 import type { Room, Member } from './room.js';
+import type { IpLimits } from '../limits/ip-limits.js';
+import { TokenBucket } from '../limits/token-bucket.js';
 import type { RoomHistory } from './room-history.js';
 import type { RoomRegistry } from './room-registry.js';
 
@@ -43,6 +47,10 @@ export interface SessionSocket {
   sendFrame(message: RoomMessage): void;
   /** Sends a message's Level 2 envelope (made and framed once for all Level 2 recipients). */
   sendEnvelope(message: RoomMessage): void;
+  /** Bytes written but not yet taken by the peer. */
+  bufferedAmount(): number;
+  /** Resolves true once the peer has read what was written, false if the socket closed first. */
+  drained(): Promise<boolean>;
   close(code: number, reason: string): void;
 }
 
@@ -60,6 +68,15 @@ export interface SessionContext {
   maxFrameBytes: number;
   /** Most messages a resume replays; past it the reply says recovered: false. */
   resumeMaxMessages: number;
+  /** The slow-consumer bound: a replay pauses for the client to read at half of it. */
+  maxBufferedBytes: number;
+  /** Checks hello tokens when authentication is on (src/auth); absent when it is off. */
+  tokens?: TokenVerifier;
+  /** Per-IP limits: failed room joins (and connections, counted by the transport). */
+  ipLimits: IpLimits;
+  /** Token bucket of every connection: messages per second after the hello, and the burst. */
+  rateLimitPerSecond: number;
+  rateLimitBurst: number;
 }
 
 /** `history` without a limit returns this many messages (PROTOCOL.md); more than the cap is cut. */
@@ -90,14 +107,24 @@ export class Session implements Member {
   private held: (RoomMessage | string)[] | undefined;
   /** Highest seq sent to this client in its room: nothing is sent twice across replay and live. */
   private sentSeq = 0;
+  /** Messages per second after the hello (made when the hello is accepted). */
+  private bucket: TokenBucket | undefined;
+  /** Frames refused in a row by the rate limit, and when the client was last told. */
+  private refused = 0;
+  private refusalToldAt = 0;
   private early: { data: Buffer; isBinary: boolean }[] = [];
   private helloTimer: NodeJS.Timeout | undefined;
+  /** Authentication on: what the token allows, and the timer that ends the session when it expires. */
+  private policy: RoomPolicy | undefined;
+  private expiry: ExpiryTimer | undefined;
   private readonly openedAt = Date.now();
 
   constructor(
     private readonly ctx: SessionContext,
     private readonly socket: SessionSocket,
     readonly clientIp: string,
+    /** The upgrade request's token (Authorization: Bearer, or ?token=), if any. */
+    private readonly upgradeToken?: string,
   ) {
     this.id = ctx.connectionIds.next();
     this.helloTimer = setTimeout(this.onHelloTimeout, ctx.helloTimeoutMs);
@@ -110,6 +137,11 @@ export class Session implements Member {
 
   /** A frame from the client. */
   onFrame(data: Buffer, isBinary: boolean): void {
+    if (this.bucket) {
+      const now = Date.now();
+      if (!this.bucket.take(now)) return this.refuse(now);
+      this.refused = 0;
+    }
     switch (this.state) {
       case 'live':
         return this.level === 1 ? this.onRoomFrame(data, isBinary) : this.onLevel2Frame(data, isBinary);
@@ -127,6 +159,27 @@ export class Session implements Member {
         return;
       case 'closed':
         return;
+    }
+  }
+
+  /**
+   * A frame over the rate limit: not handled, not recorded. The client is told at most once a
+   * second; one that sends a whole burst's worth more while refused is closed.
+   */
+  private refuse(now: number): void {
+    if (this.state === 'closed') return;
+    if (++this.refused >= this.ctx.rateLimitBurst) {
+      this.ctx.log.warn({ conn: this.id, ip: this.clientIp, device: this.deviceId }, 'message flood: closed');
+      return this.fail(ErrorCode.RateLimited, 'Message rate limit exceeded', CloseCode.RateLimited);
+    }
+    if (now - this.refusalToldAt >= 1000) {
+      this.refusalToldAt = now;
+      this.socket.sendText(
+        errorFrame(
+          ErrorCode.RateLimited,
+          `More than ${this.ctx.rateLimitPerSecond} messages per second: message refused`,
+        ),
+      );
     }
   }
 
@@ -192,6 +245,7 @@ export class Session implements Member {
     this.deviceId = result.hello.deviceId;
     this.identity = result.hello.identity;
     this.level = result.hello.level;
+    this.bucket = new TokenBucket(this.ctx.rateLimitPerSecond, this.ctx.rateLimitBurst, Date.now());
     this.assign(result.hello).catch((err: unknown) => {
       this.ctx.log.error({ err, conn: this.id, device: this.deviceId }, 'room assignment failed');
       this.fail(ErrorCode.Unavailable, 'Service unavailable, try again later', CloseCode.Unavailable);
@@ -199,14 +253,24 @@ export class Session implements Member {
   }
 
   private async assign(hello: Hello): Promise<void> {
-    const { lobby, log } = this.ctx;
+    const { lobby, log, ipLimits, tokens } = this.ctx;
+    if (tokens && !(await this.authorize(hello, tokens))) return;
     const now = isoNow();
     // A resume names its room, as a hello's room_id does; the status says the device is back.
-    const assignment = hello.resume
-      ? await lobby.assign(hello.deviceId, hello.resume.roomId, now)
-      : await lobby.assign(hello.deviceId, hello.roomId, now);
+    const named = hello.resume ? hello.resume.roomId : hello.roomId;
+    if (named !== undefined && !ipLimits.mayJoin(this.clientIp)) {
+      log.warn({ conn: this.id, ip: this.clientIp, device: hello.deviceId }, 'too many failed joins');
+      return this.fail(
+        ErrorCode.TooManyFailedJoins,
+        'Too many attempts to join rooms that do not exist; try again in a minute',
+        CloseCode.RateLimited,
+      );
+    }
+    const assignment = await lobby.assign(hello.deviceId, named, now, this.policy);
     if (this.state !== 'assigning') return; // the client left meanwhile
+    if ('refused' in assignment) return this.unauthorized(assignment.refused);
     if ('notFound' in assignment) {
+      ipLimits.failedJoin(this.clientIp);
       log.info({ conn: this.id, device: hello.deviceId, room: assignment.notFound }, 'room not found');
       return this.fail(
         ErrorCode.RoomNotFound,
@@ -224,6 +288,35 @@ export class Session implements Member {
   }
 
   /**
+   * Authentication on: the hello's token (or the upgrade's) must verify and name this device.
+   * Keeps what it allows and arms the expiry; false once the session has been refused.
+   */
+  private async authorize(hello: Hello, tokens: TokenVerifier): Promise<boolean> {
+    const result = await authenticate(tokens, hello, this.upgradeToken);
+    if (this.state !== 'assigning') return false; // the client left meanwhile
+    if (!result.ok) {
+      this.unauthorized(result.reason);
+      return false;
+    }
+    this.policy = roomPolicy(result.grant);
+    this.expiry = new ExpiryTimer(result.grant.expiresAt, this.onTokenExpired);
+    return true;
+  }
+
+  private unauthorized(reason: string): void {
+    this.ctx.log.info({ conn: this.id, ip: this.clientIp, device: this.deviceId, reason }, 'unauthorized');
+    this.fail(ErrorCode.Unauthorized, reason, CloseCode.Unauthorized);
+  }
+
+  /** The token's exp has passed: the client is told, closed, and its disconnect recorded. */
+  private readonly onTokenExpired = (): void => {
+    this.expiry = undefined;
+    if (this.state === 'closed') return;
+    this.ctx.log.info({ conn: this.id, device: this.deviceId, room: this.roomId }, 'token expired');
+    this.fail(ErrorCode.TokenExpired, 'Token expired', CloseCode.Unauthorized);
+  };
+
+  /**
    * Puts the connection into a room (after a hello or a join_room), records it, answers the room
    * reply and, for a resume, replays what the device missed before anything live.
    */
@@ -237,6 +330,17 @@ export class Session implements Member {
     // Whatever is delivered from the moment we are a member waits until the replay is sent.
     if (resumeAfter !== undefined) this.held = [];
     const room = await registry.enter(roomId, this, () => this.state === 'assigning');
+    if (room === 'full') {
+      this.held = undefined;
+      const text = `Room ${roomId} is full`;
+      if (status !== 'joined_existing' || this.level === 1) {
+        return this.fail(ErrorCode.RoomFull, text, CloseCode.RoomFull);
+      }
+      // A join_room that lost a race for the last place: the connection is now in no room.
+      this.state = 'live';
+      this.error(ErrorCode.RoomFull, text, undefined);
+      return this.drainEarly();
+    }
     if (!room) {
       this.held = undefined;
       return;
@@ -268,15 +372,24 @@ export class Session implements Member {
         if (recovery.reason) level2.reason = recovery.reason;
       }
     }
-    this.state = 'live';
     this.socket.sendText(roomFrame(room.id, status, level2));
-    for (const m of replay) this.socket.sendEnvelope(m);
-    const held = this.held;
-    this.held = undefined;
-    for (const m of held ?? []) {
-      if (typeof m === 'string') this.socket.sendText(m);
-      else this.send(m);
+    if (this.held) {
+      // A replay can be far larger than the slow-consumer bound: it is written as the client
+      // reads it (live messages wait in `held`, the client's frames in `early`).
+      for (const m of replay) {
+        this.socket.sendEnvelope(m);
+        if (!(await this.paced(room))) return;
+      }
+      const held = this.held;
+      for (let i = 0; i < held.length; i++) {
+        const m = held[i]!;
+        if (typeof m === 'string') this.socket.sendText(m);
+        else this.send(m);
+        if (!(await this.paced(room))) return;
+      }
+      this.held = undefined;
     }
+    this.state = 'live';
     log.info(
       {
         conn: this.id,
@@ -290,6 +403,27 @@ export class Session implements Member {
       'room assigned',
     );
     this.drainEarly();
+  }
+
+  /**
+   * During a replay: waits while the client has half the slow-consumer bound unread. False when
+   * the session ended or the client did not read within the hello timeout (then it is closed).
+   */
+  private async paced(room: Room): Promise<boolean> {
+    if (this.socket.bufferedAmount() <= this.ctx.maxBufferedBytes / 2) return true;
+    let timer: NodeJS.Timeout | undefined;
+    const read = await Promise.race([
+      this.socket.drained(),
+      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), this.ctx.helloTimeoutMs))),
+    ]);
+    clearTimeout(timer);
+    if (this.state !== 'assigning' || this.room !== room) return false;
+    if (!read) {
+      this.ctx.log.warn({ conn: this.id, room: room.id }, 'resume: the client does not read its replay');
+      this.end(CloseCode.SlowConsumer, 'slow consumer');
+      return false;
+    }
+    return true;
   }
 
   /** What a resume after `after` replays, or why it cannot. */
@@ -394,6 +528,10 @@ export class Session implements Member {
       return;
     }
     const ackId = message.ack_id;
+    // ack_id is echoed back in acks and errors: it must survive JSON.stringify (any depth parses).
+    if (ackId !== undefined && reencode(ackId) === undefined) {
+      return this.error(ErrorCode.InvalidMessage, TOO_DEEP, undefined);
+    }
     switch (message.type) {
       case 'ping':
         return this.socket.sendText(PONG_FRAME);
@@ -424,7 +562,8 @@ export class Session implements Member {
       if (!room.hasDevice(to)) {
         return this.error(ErrorCode.UnknownTarget, `Device ${to} is not in room ${room.id}`, ackId);
       }
-      const innerText = JSON.stringify(inner);
+      const innerText = reencode(inner);
+      if (innerText === undefined) return this.error(ErrorCode.InvalidMessage, TOO_DEEP, ackId);
       const seq = this.accept(room, innerText, Buffer.from(innerText), to, now);
       if (ackId !== undefined) this.socket.sendText(ackFrame(ackId, seq));
       return;
@@ -435,7 +574,8 @@ export class Session implements Member {
       seq = this.accept(room, text!, data, null, now);
     } else {
       const { ack_id: _, ...rest } = message;
-      const restText = JSON.stringify(rest);
+      const restText = reencode(rest);
+      if (restText === undefined) return this.error(ErrorCode.InvalidMessage, TOO_DEEP, ackId);
       seq = this.accept(room, restText, Buffer.from(restText), null, now);
       this.socket.sendText(ackFrame(ackId, seq));
     }
@@ -455,6 +595,21 @@ export class Session implements Member {
       );
       return;
     }
+    if (this.policy && !this.policy.mayEnter(roomId)) {
+      // Authentication: the token's "rooms" claim does not list it. The connection stays.
+      return this.error(ErrorCode.Unauthorized, `Token does not allow room ${roomId}`, ackId);
+    }
+    const { ipLimits, registry } = this.ctx;
+    if (!ipLimits.mayJoin(this.clientIp)) {
+      return this.error(
+        ErrorCode.TooManyFailedJoins,
+        'Too many attempts to join rooms that do not exist; try again in a minute',
+        ackId,
+      );
+    }
+    if (registry.isFull(roomId, this.deviceId)) {
+      return this.error(ErrorCode.RoomFull, `Room ${roomId} is full`, ackId);
+    }
     this.state = 'assigning';
     this.ctx.lobby
       .assign(this.deviceId, roomId, isoNow())
@@ -462,6 +617,7 @@ export class Session implements Member {
         if (this.state !== 'assigning') return;
         if ('notFound' in assignment) {
           // The connection stays where it was.
+          ipLimits.failedJoin(this.clientIp);
           this.state = 'live';
           this.error(ErrorCode.RoomNotFound, ErrorText.roomNotFound(assignment.notFound), ackId);
           return this.drainEarly();
@@ -553,6 +709,7 @@ export class Session implements Member {
     const roomId = this.room?.id;
     this.state = 'closed';
     clearTimeout(this.helloTimer);
+    this.expiry?.cancel();
     this.early = [];
     this.leaveCurrent();
     this.ctx.log.info(
@@ -570,4 +727,18 @@ export class Session implements Member {
 
 function isObject(v: unknown): v is JsonObject {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+const TOO_DEEP = 'Message is nested too deeply to be re-encoded';
+
+/**
+ * JSON text of a parsed object. JSON.parse takes any depth but JSON.stringify recurses, so a
+ * hostile nesting depth throws here: undefined then (answered invalid_message).
+ */
+function reencode(value: unknown): string | undefined {
+  try {
+    return JSON.stringify(value);
+  } catch {
+    return undefined;
+  }
 }

@@ -7,13 +7,32 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { sendEnvelopeFramed, sendFramed } from './framing.js';
 import type { Logger } from 'pino';
-import { CloseCode } from '../protocol/codes.js';
+import { CloseCode, ErrorCode } from '../protocol/codes.js';
+import { errorFrame } from '../protocol/encode.js';
+import type { IpLimits } from '../limits/ip-limits.js';
 import { Session, type SessionContext, type SessionSocket } from '../rooms/session.js';
+import { ORIGIN_NOT_ALLOWED_RESPONSE, type OriginAllowList } from '../auth/origins.js';
+import { pathForLog, tokenFromUpgrade } from '../auth/session-auth.js';
 import type { ClientIpResolver } from './client-ip.js';
 
 export interface WsTransportOptions {
   maxFrameBytes: number;
   connectionFrame: string;
+  /** --allowed-origins: upgrades from other browser origins get 403 (absent = any origin). */
+  allowedOrigins?: OriginAllowList;
+  /** Unsent bytes a client may have waiting before it is cut as a slow consumer. */
+  maxBufferedBytes: number;
+  /** How often every client is pinged; 0 = never. */
+  pingIntervalMs: number;
+  ipLimits: IpLimits;
+}
+
+/** A live socket's state. */
+interface Connection {
+  session: Session;
+  ip: string;
+  /** Whether it answered the last ping (or none was sent yet). */
+  alive: boolean;
 }
 
 /** Frames beyond this many times the frame limit are cut by ws itself (close 1009). */
@@ -21,8 +40,9 @@ export const HARD_CAP_FACTOR = 4;
 
 export class WsTransport {
   private readonly wss: WebSocketServer;
-  private readonly live = new Map<WebSocket, Session>();
+  private readonly live = new Map<WebSocket, Connection>();
   private accepting = true;
+  private readonly pinger: NodeJS.Timeout | undefined;
 
   constructor(
     server: HttpServer,
@@ -40,6 +60,32 @@ export class WsTransport {
       clientTracking: false,
     });
     server.on('upgrade', this.onUpgrade);
+    if (options.pingIntervalMs > 0) {
+      this.pinger = setInterval(this.pingAll, options.pingIntervalMs);
+      this.pinger.unref();
+    }
+  }
+
+  /** Cuts peers that did not answer the previous ping, pings the rest. */
+  private readonly pingAll = (): void => {
+    for (const [ws, conn] of this.live) {
+      if (!conn.alive) {
+        this.cut(ws, conn, CloseCode.DeadPeer, 'no pong to the previous ping');
+        continue;
+      }
+      conn.alive = false;
+      ws.ping();
+    }
+  };
+
+  /**
+   * Ends a connection without a closing handshake (a dead peer, or one that does not read): the
+   * session records the disconnect with `code` now, then the socket is destroyed.
+   */
+  private cut(ws: WebSocket, conn: Connection, code: number, why: string): void {
+    this.log.warn({ conn: conn.session.id, ip: conn.ip, code, reason: why }, 'connection cut');
+    conn.session.onClose(code);
+    ws.terminate();
   }
 
   get size(): number {
@@ -51,31 +97,96 @@ export class WsTransport {
       socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       return;
     }
+    const origins = this.options.allowedOrigins;
+    if (origins && !origins.allows(req.headers.origin)) {
+      const origin = req.headers.origin?.slice(0, 200);
+      this.log.info({ ip: this.ips.resolve(req), origin }, 'origin not allowed');
+      socket.end(ORIGIN_NOT_ALLOWED_RESPONSE);
+      return;
+    }
     this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws, req));
   };
 
   private onConnection(ws: WebSocket, req: IncomingMessage): void {
     const ip = this.ips.resolve(req);
+    const { ipLimits, maxBufferedBytes } = this.options;
+    if (!ipLimits.openConnection(ip)) {
+      this.log.warn({ ip }, 'too many connections from this IP');
+      ws.send(errorFrame(ErrorCode.TooManyConnections, 'Too many connections from your address'));
+      ws.close(CloseCode.RateLimited, ErrorCode.TooManyConnections);
+      return;
+    }
+    // A client whose unsent data passes the bound is cut (slow consumer). Judged once per tick,
+    // after the tick's corked writes went to the kernel: what is left then is what it did not read.
+    let checkDue = false;
+    const checkBuffer = (): void => {
+      checkDue = false;
+      if (ws.readyState === ws.OPEN && ws.bufferedAmount > maxBufferedBytes) {
+        const conn = this.live.get(ws);
+        if (conn) this.cut(ws, conn, CloseCode.SlowConsumer, `over ${maxBufferedBytes} unsent bytes`);
+      }
+    };
+    const wrote = (): void => {
+      if (checkDue) return;
+      checkDue = true;
+      process.nextTick(checkBuffer); // queued after framing.ts's uncork of this tick
+    };
     const socket: SessionSocket = {
       sendText: (text) => {
-        if (ws.readyState === ws.OPEN) ws.send(text);
+        if (ws.readyState !== ws.OPEN) return;
+        ws.send(text);
+        wrote();
       },
       sendFrame: (message) => {
-        if (ws.readyState === ws.OPEN) sendFramed(ws, message);
+        if (ws.readyState !== ws.OPEN) return;
+        sendFramed(ws, message);
+        wrote();
       },
       sendEnvelope: (message) => {
-        if (ws.readyState === ws.OPEN) sendEnvelopeFramed(ws, message);
+        if (ws.readyState !== ws.OPEN) return;
+        sendEnvelopeFramed(ws, message);
+        wrote();
       },
+      bufferedAmount: () => ws.bufferedAmount,
+      drained: () =>
+        new Promise<boolean>((resolve) => {
+          if (ws.readyState !== ws.OPEN) return resolve(false);
+          const raw = (ws as unknown as { _socket: import('node:net').Socket })._socket;
+          const done = (ok: boolean) => () => {
+            raw.off('drain', onDrain);
+            ws.off('close', onClose);
+            resolve(ok);
+          };
+          const onDrain = done(true);
+          const onClose = done(false);
+          raw.once('drain', onDrain);
+          ws.once('close', onClose);
+        }),
       close: (code, reason) => {
         if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) ws.close(code, reason);
       },
     };
-    const session = new Session(this.ctx, socket, ip);
-    this.live.set(ws, session);
-    this.log.info({ conn: session.id, ip, path: req.url }, 'connected');
-    ws.on('message', (data: Buffer, isBinary) => session.onFrame(data, isBinary));
+    const session = new Session(this.ctx, socket, ip, this.ctx.tokens ? tokenFromUpgrade(req) : undefined);
+    const conn: Connection = { session, ip, alive: true };
+    this.live.set(ws, conn);
+    this.log.info({ conn: session.id, ip, path: pathForLog(req.url) }, 'connected');
+    ws.on('message', (data: Buffer, isBinary) => {
+      try {
+        session.onFrame(data, isBinary);
+      } catch (err) {
+        // A bug must cost one frame, never the process: answer it and keep the connection.
+        this.log.error({ err, conn: session.id }, 'frame handling failed');
+        if (ws.readyState === ws.OPEN) {
+          ws.send(errorFrame(ErrorCode.Internal, 'The server failed to handle this message'));
+        }
+      }
+    });
+    ws.on('pong', () => {
+      conn.alive = true;
+    });
     ws.on('close', (code) => {
       this.live.delete(ws);
+      ipLimits.closeConnection(ip);
       session.onClose(code);
     });
     ws.on('error', (err) => {
@@ -91,8 +202,9 @@ export class WsTransport {
    */
   async shutdown(graceMs: number): Promise<void> {
     this.accepting = false;
-    const sockets = [...this.live.entries()];
-    for (const [, session] of sockets) session.end(CloseCode.GoingAway, 'Server shutting down');
+    clearInterval(this.pinger);
+    const sockets = [...this.live.values()];
+    for (const { session } of sockets) session.end(CloseCode.GoingAway, 'Server shutting down');
     const deadline = Date.now() + graceMs;
     while (this.live.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     for (const ws of this.live.keys()) ws.terminate();

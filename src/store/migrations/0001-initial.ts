@@ -28,10 +28,12 @@ export function initial(dialect: Dialect): Migration {
       : dialect === 'mysql'
         ? c.primaryKey().autoIncrement()
         : c.primaryKey();
+  let tableOptions = t.tableOptions;
   const options = <T extends string, C extends string>(b: CreateTableBuilder<T, C>) =>
-    t.tableOptions ? b.modifyEnd(sql.raw(t.tableOptions)) : b;
+    tableOptions ? b.modifyEnd(sql.raw(tableOptions)) : b;
   return {
     async up(db: Kysely<unknown>) {
+      if (dialect === 'mysql') tableOptions = await mysqlTableOptions(db);
       await db.schema
         .createTable('rooms')
         .addColumn('room_id', code, (c) => c.primaryKey())
@@ -94,4 +96,21 @@ export function initial(dialect: Dialect): Migration {
         .execute();
     },
   };
+}
+
+/**
+ * `utf8mb4_bin` is a PAD SPACE collation: 'pad' and 'pad ' would be one device_id. The tables
+ * take the server's NO PAD binary collation instead (MariaDB `utf8mb4_nopad_bin`, MySQL 8
+ * `utf8mb4_0900_bin`), so keys compare byte for byte as on SQLite and PostgreSQL; MySQL 5.7 has
+ * none and keeps utf8mb4_bin.
+ */
+async function mysqlTableOptions(db: Kysely<unknown>): Promise<string> {
+  const { rows } = await sql<{ v: string }>`select version() as v`.execute(db);
+  const version = rows[0]?.v ?? '';
+  const collation = /mariadb/i.test(version)
+    ? 'utf8mb4_nopad_bin'
+    : Number.parseInt(version, 10) >= 8
+      ? 'utf8mb4_0900_bin'
+      : 'utf8mb4_bin';
+  return `engine=InnoDB default character set utf8mb4 collate ${collation}`;
 }

@@ -9,7 +9,7 @@ export interface ColumnTypes {
   /**
    * Names and codes (device_id, identity, room_id), compared and sorted byte for byte on every
    * backend as SQLite does: PostgreSQL columns get the "C" collation; MySQL tables are created
-   * utf8mb4 with utf8mb4_bin (tableOptions).
+   * utf8mb4 with a binary collation (tableOptions; 0001 picks the server's NO PAD one).
    */
   varchar(n: number): string;
   /** Appended to CREATE TABLE. */
