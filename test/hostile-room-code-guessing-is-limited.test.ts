@@ -5,7 +5,7 @@ import { CloseCode } from '../src/protocol/codes.js';
 import { TestClient } from './helpers/client.js';
 import { joinExisting, joinNew } from './helpers/rooms.js';
 import { newRoomL2 } from './helpers/level2.js';
-import { assertStillServes, countRows, tryHello } from './helpers/hostile.js';
+import { countRows, tryHello } from './helpers/hostile.js';
 
 const FAILED_JOINS = 3;
 /** Well-formed codes of no room (a room code is 8 of A-Z0-9 from a CSPRNG; these are never drawn in a test run). */
@@ -106,15 +106,21 @@ describe('room-code guessing by Level 2 join_room (--failed-joins-per-minute, lo
   });
 });
 
-describe('loopback peers are exempt from the failed-join limit by default', () => {
+describe('loopback peers are limited in failed joins by default too', () => {
   const srv = useServer({ failedJoinsPerMinute: FAILED_JOINS });
 
-  it('five bad codes from loopback are each just room_not_found', async () => {
-    for (const roomId of GUESSES) {
+  it('past the limit, bad codes from loopback get too_many_failed_joins', async () => {
+    for (const roomId of GUESSES.slice(0, FAILED_JOINS)) {
       const got = await guess(srv.url, 'guess-local', roomId);
       assert.equal(got.reply?.code, 'room_not_found');
       assert.equal(got.code, CloseCode.RoomNotFound);
     }
-    await assertStillServes(srv, 'guess-local');
+    const got = await guess(srv.url, 'guess-local', GUESSES[FAILED_JOINS]!);
+    assert.equal(got.reply?.code, 'too_many_failed_joins');
+    assert.equal(got.code, CloseCode.RateLimited);
+    // Room codes are refused to this address for the minute; creating a room is not.
+    const fresh = await tryHello(srv.url, { device_id: 'guess-local-new', identity: 'honest' });
+    assert.equal(fresh.reply?.status, 'created_new');
+    await fresh.client.close();
   });
 });

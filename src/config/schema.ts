@@ -282,7 +282,7 @@ export const SETTINGS: SettingSpec[] = [
     schema: bool.default(false),
     shownDefault: 'false',
     description:
-      'Apply the per-IP limits (connections, failed joins) to loopback clients too (127.0.0.0/8, ::1).',
+      'Apply the per-IP connection limit to loopback clients too (127.0.0.0/8, ::1); the failed-join limit always applies.',
   },
   {
     key: 'maxBufferedBytes',

@@ -1,8 +1,9 @@
 /**
  * Limits per client IP: open connections, and failed room joins per minute (so room codes
- * cannot be guessed by brute force). Loopback addresses are exempt unless configured otherwise:
- * a reverse proxy on the same host without --trusted-proxies would put every client under one
- * address, and local load tests open thousands of connections.
+ * cannot be guessed by brute force). Loopback addresses are exempt from the connection limit
+ * unless configured otherwise: a reverse proxy on the same host without --trusted-proxies would
+ * put every client under one address, and local load tests open thousands of connections. The
+ * failed-join limit applies to every address: guessing from the same host is still guessing.
  *
  * Memory stays bounded by what is live: a connection counter exists while its IP has a
  * connection; a failure window is dropped when its minute is over (swept once a minute).
@@ -64,14 +65,14 @@ export class IpLimits {
   /** Whether this IP may name a room now (false past its failed joins this minute). */
   mayJoin(ip: string, now = Date.now()): boolean {
     const max = this.options.failedJoinsPerMinute;
-    if (max === 0 || this.exempt(ip)) return true;
+    if (max === 0) return true;
     const f = this.failures.get(ip);
     return !f || now - f.since >= WINDOW_MS || f.count < max;
   }
 
   /** A hello or join_room from this IP named a room that does not exist. */
   failedJoin(ip: string, now = Date.now()): void {
-    if (this.options.failedJoinsPerMinute === 0 || this.exempt(ip)) return;
+    if (this.options.failedJoinsPerMinute === 0) return;
     const f = this.failures.get(ip);
     if (!f || now - f.since >= WINDOW_MS) this.failures.set(ip, { since: now, count: 1 });
     else f.count++;
