@@ -260,11 +260,7 @@ export class Session implements Member {
     const named = hello.resume ? hello.resume.roomId : hello.roomId;
     if (named !== undefined && !ipLimits.mayJoin(this.clientIp)) {
       log.warn({ conn: this.id, ip: this.clientIp, device: hello.deviceId }, 'too many failed joins');
-      return this.fail(
-        ErrorCode.TooManyFailedJoins,
-        'Too many attempts to join rooms that do not exist; try again in a minute',
-        CloseCode.RateLimited,
-      );
+      return this.fail(ErrorCode.TooManyFailedJoins, TOO_MANY_FAILED_JOINS, CloseCode.RateLimited);
     }
     const assignment = await lobby.assign(hello.deviceId, named, now, this.policy);
     if (this.state !== 'assigning') return; // the client left meanwhile
@@ -469,23 +465,32 @@ export class Session implements Member {
   /** The hot path: one parse, then deliver the sender's own bytes and queue the record. */
   private onRoomFrame(data: Buffer, isBinary: boolean): void {
     const room = this.room!;
+    const frame = this.parseFrame(data, isBinary);
+    if (!frame) return;
+    const now = isoNow();
+    if (frame.message.type === 'query_room') return this.queryRoom(room, now);
+    this.accept(room, frame.text, data, null, now);
+  }
+
+  /** A room frame's text and object (one parse), or undefined after answering why not. */
+  private parseFrame(data: Buffer, isBinary: boolean): { text: string; message: JsonObject } | undefined {
     if (data.length > this.ctx.maxFrameBytes) {
       this.socket.sendText(errorFrame(ErrorCode.PayloadTooLarge, this.tooLargeText(data.length)));
-      return;
+      return undefined;
     }
     const text = frameText(data, isBinary);
     const message = parseObject(text);
     if (!message) {
       this.socket.sendText(INVALID_JSON_FRAME);
-      return;
+      return undefined;
     }
-    const now = isoNow();
-    if (message.type === 'query_room') {
-      this.socket.sendText(roomInfoFrame(room.id, room.members.size, room.othersOf(this)));
-      this.ctx.writer.append({ kind: 'room_query', deviceId: this.deviceId, roomId: room.id, at: now });
-      return;
-    }
-    this.accept(room, text!, data, null, now);
+    return { text: text!, message };
+  }
+
+  /** room_info for the asker, and the query recorded. */
+  private queryRoom(room: Room, now: string): void {
+    this.socket.sendText(roomInfoFrame(room.id, room.members.size, room.othersOf(this)));
+    this.ctx.writer.append({ kind: 'room_query', deviceId: this.deviceId, roomId: room.id, at: now });
   }
 
   /** Records a message and publishes it to the room; returns its seq. */
@@ -517,16 +522,9 @@ export class Session implements Member {
 
   /** A Level 2 client's frame: control messages, directed sends, acks; else a broadcast. */
   private onLevel2Frame(data: Buffer, isBinary: boolean): void {
-    if (data.length > this.ctx.maxFrameBytes) {
-      this.socket.sendText(errorFrame(ErrorCode.PayloadTooLarge, this.tooLargeText(data.length)));
-      return;
-    }
-    const text = frameText(data, isBinary);
-    const message = parseObject(text);
-    if (!message) {
-      this.socket.sendText(INVALID_JSON_FRAME);
-      return;
-    }
+    const frame = this.parseFrame(data, isBinary);
+    if (!frame) return;
+    const { text, message } = frame;
     const ackId = message.ack_id;
     // ack_id is echoed back in acks and errors: it must survive JSON.stringify (any depth parses).
     if (ackId !== undefined && reencode(ackId) === undefined) {
@@ -545,11 +543,7 @@ export class Session implements Member {
     const room = this.room;
     if (!room) return this.error(ErrorCode.NotInRoom, 'Not in a room: join one first', ackId);
     const now = isoNow();
-    if (message.type === 'query_room') {
-      this.socket.sendText(roomInfoFrame(room.id, room.members.size, room.othersOf(this)));
-      this.ctx.writer.append({ kind: 'room_query', deviceId: this.deviceId, roomId: room.id, at: now });
-      return;
-    }
+    if (message.type === 'query_room') return this.queryRoom(room, now);
     if (message.type === 'send') {
       const { to, data: inner } = message;
       if (typeof to !== 'string' || to === '' || !isObject(inner)) {
@@ -571,7 +565,7 @@ export class Session implements Member {
     // A broadcast: the sender's own bytes, unless ack_id must be taken out first.
     let seq: number;
     if (ackId === undefined) {
-      seq = this.accept(room, text!, data, null, now);
+      seq = this.accept(room, text, data, null, now);
     } else {
       const { ack_id: _, ...rest } = message;
       const restText = reencode(rest);
@@ -601,11 +595,7 @@ export class Session implements Member {
     }
     const { ipLimits, registry } = this.ctx;
     if (!ipLimits.mayJoin(this.clientIp)) {
-      return this.error(
-        ErrorCode.TooManyFailedJoins,
-        'Too many attempts to join rooms that do not exist; try again in a minute',
-        ackId,
-      );
+      return this.error(ErrorCode.TooManyFailedJoins, TOO_MANY_FAILED_JOINS, ackId);
     }
     if (registry.isFull(roomId, this.deviceId)) {
       return this.error(ErrorCode.RoomFull, `Room ${roomId} is full`, ackId);
@@ -730,6 +720,7 @@ function isObject(v: unknown): v is JsonObject {
 }
 
 const TOO_DEEP = 'Message is nested too deeply to be re-encoded';
+const TOO_MANY_FAILED_JOINS = 'Too many attempts to join rooms that do not exist; try again in a minute';
 
 /**
  * JSON text of a parsed object. JSON.parse takes any depth but JSON.stringify recurses, so a
