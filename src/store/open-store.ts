@@ -9,12 +9,17 @@ import { backendOf } from './backend.js';
 
 export { backendOf };
 
-export function openStore(databaseUrl: string, pool: PoolOptions = DEFAULT_POOL, log?: Logger): Store {
+export function openStore(
+  databaseUrl: string,
+  pool: PoolOptions = DEFAULT_POOL,
+  log?: Logger,
+  sqlite: { writerNice?: number } = {},
+): Store {
   switch (backendOf(databaseUrl)) {
     case 'sqlite': {
       let path = databaseUrl.slice('sqlite:'.length);
       if (path.startsWith('//')) path = path.slice(2); // sqlite://path, as some tools write it
-      return SqliteStore.open(path);
+      return SqliteStore.open(path, sqlite.writerNice);
     }
     case 'mysql':
       return MysqlStore.open(databaseUrl, pool);

@@ -25,23 +25,27 @@ export class SqliteStore extends SqlStore {
   private constructor(
     private readonly sqlite: BetterSqlite3.Database,
     private readonly path: string | undefined,
+    private readonly writerNice: number,
   ) {
     super('sqlite', new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) }));
   }
 
-  /** `path` is a file path (its folder is created) or `:memory:`. */
-  static open(path: string): SqliteStore {
+  /**
+   * `path` is a file path (its folder is created) or `:memory:`. `writerNice` is the writer
+   * thread's nice value (--writer-nice).
+   */
+  static open(path: string, writerNice = 0): SqliteStore {
     const memory = path === ':memory:' || path === '';
     if (!memory) mkdirSync(dirname(resolve(path)), { recursive: true });
     const sqlite = configure(new BetterSqlite3(memory ? ':memory:' : path));
-    return new SqliteStore(sqlite, memory ? undefined : resolve(path));
+    return new SqliteStore(sqlite, memory ? undefined : resolve(path), writerNice);
   }
 
   override async migrate(): Promise<string[]> {
     const applied = await super.migrate();
     // Statements and the writer thread need the tables, so they come after the migrations.
     if (this.path) {
-      this.thread = new WriterThread(this.path);
+      this.thread = new WriterThread(this.path, this.writerNice);
       // From now on this connection never waits for a lock and never checkpoints: both are the
       // writer thread's, off the event loop.
       this.sqlite.pragma('busy_timeout = 0');
@@ -127,18 +131,13 @@ function prepareReads(db: BetterSqlite3.Database) {
 }
 
 /**
- * The writer thread's nice value (0 normal, 19 lowest). Ten gives it about a tenth of a contended
- * core: enough to keep up with the relay's records, too little to delay a delivery. When the
- * cores are idle it runs at full speed regardless.
- */
-const WRITER_NICE = 10;
-
-/**
  * Records per chunk of a batch sent to the writer thread. Copying a chunk this size blocks the
  * event loop for about 0.1 ms; a whole 5000-record batch of objects blocked it for 2-3 ms, which
  * showed as the p99 latency of every message in flight at that moment.
  */
 const WRITE_CHUNK = 500;
+/** Event-loop time one turn may spend handing chunks to the thread (several chunks fit). */
+const HANDOFF_BUDGET_MS = 0.5;
 
 type Pending = { resolve: (value: number) => void; reject: (err: Error) => void };
 type Request = WriterRequest extends infer R
@@ -153,7 +152,10 @@ class WriterThread {
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
 
-  constructor(private readonly path: string) {}
+  constructor(
+    private readonly path: string,
+    private readonly nice: number,
+  ) {}
 
   request(req: Request): Promise<number> {
     const worker = (this.worker ??= this.spawn());
@@ -170,12 +172,17 @@ class WriterThread {
     const worker = (this.worker ??= this.spawn());
     const { id, answer } = this.expect(worker);
     let from = 0;
+    let turnStart = performance.now();
     while (entries.length - from > WRITE_CHUNK) {
       const records = encodeRecords(entries, from, from + WRITE_CHUNK, []);
       worker.postMessage({ op: 'stage', id, records } satisfies WriterRequest);
       from += WRITE_CHUNK;
+      // Yield once this turn has spent its budget. One chunk per turn starved the thread when
+      // turns were long (a busy relay: 20-50 ms), capping the record rate below the relay's.
+      if (performance.now() - turnStart < HANDOFF_BUDGET_MS) continue;
       await new Promise(setImmediate);
       if (this.worker !== worker) return answer; // the thread died: `answer` is rejected
+      turnStart = performance.now();
     }
     const records = encodeRecords(entries, from, entries.length, []);
     worker.postMessage({ op: 'write', id, records, count: entries.length } satisfies WriterRequest);
@@ -207,15 +214,19 @@ class WriterThread {
     // file, and a thread does not inherit tsx's loader: register it first, then import the file.
     const ext = extname(fileURLToPath(import.meta.url));
     const file = new URL(`./sqlite-writer-thread${ext}`, import.meta.url);
-    const workerData = { path: this.path, nice: WRITER_NICE };
+    const workerData = { path: this.path, nice: this.nice };
+    // The thread's garbage is chunks that die as soon as they are inserted: a small young
+    // generation suffices. Left to grow (the server's --max-semi-space-size applies to every
+    // isolate): up to 64 MiB of new space this thread has no use for.
+    const resourceLimits = { maxYoungGenerationSizeMb: 8 };
     const worker =
       ext === '.ts'
         ? new Worker(
             `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))})` +
               `.then((tsx) => { tsx.register(); return import(${JSON.stringify(file.href)}); })`,
-            { eval: true, workerData },
+            { eval: true, workerData, resourceLimits },
           )
-        : new Worker(file, { workerData });
+        : new Worker(file, { workerData, resourceLimits });
     worker.on('message', (res: WriterResponse) => {
       const p = this.pending.get(res.id);
       if (!p) return;
