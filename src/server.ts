@@ -5,6 +5,7 @@
 import type { Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { getHeapSpaceStatistics } from 'node:v8';
 import type { Logger } from 'pino';
 import type { Config } from './config/schema.js';
 import { redactUrl } from './config/load.js';
@@ -72,6 +73,7 @@ export class RoomServer {
       config.databaseUrl,
       { max: config.dbPoolMax, idle: config.dbPoolIdle, connectTimeoutMs: config.dbTimeoutMs },
       log,
+      { writerNice: config.writerNice },
     ));
     const applied = await store.migrate();
     if (applied.length) log.info({ migrations: applied }, 'database migrated');
@@ -107,7 +109,7 @@ export class RoomServer {
       tls,
       createHttpHandler({
         pingDatabase: () => withTimeout(store.ping(), config.dbTimeoutMs, 'database ping timed out'),
-        records: () => ({ pending: writer.pending, spooled: writer.spooled }),
+        records: () => ({ pending: writer.pending, spooled: writer.spooled, behind: writer.behind }),
         stopping: () => this.stopping,
         status: () => this.status(),
       }),
@@ -143,6 +145,8 @@ export class RoomServer {
         ipLimits,
       },
     );
+    const transport = this.transport;
+    writer.onBehind((behind) => transport.pauseReading(behind));
 
     await new Promise<void>((resolve, reject) => {
       http.once('error', reject);
@@ -190,7 +194,13 @@ export class RoomServer {
       rooms: this.registry?.roomCount ?? 0,
       pendingRecords: this.writer?.pending ?? 0,
       spooledRecords: this.writer?.spooled ?? 0,
-      databaseWrites: this.writer ? (this.writer.databaseFailing ? 'failing' : 'ok') : 'unknown',
+      databaseWrites: this.writer
+        ? this.writer.databaseFailing
+          ? 'failing'
+          : this.writer.behind
+            ? 'behind'
+            : 'ok'
+        : 'unknown',
       ...this.loopDelay(),
       ...memory(),
     };
@@ -270,10 +280,19 @@ function urlHost(host: string): string {
 function memory(): Record<string, number> {
   const m = process.memoryUsage();
   const mib = (n: number) => Math.round(n / 104857.6) / 10;
+  // The young generation (new space) and the old one move separately: a soak tells them apart.
+  let newSpace = 0;
+  let oldSpace = 0;
+  for (const s of getHeapSpaceStatistics()) {
+    if (s.space_name === 'new_space') newSpace = s.space_size;
+    else if (s.space_name === 'old_space') oldSpace = s.space_size;
+  }
   return {
     rssMiB: mib(m.rss),
     heapTotalMiB: mib(m.heapTotal),
     heapUsedMiB: mib(m.heapUsed),
+    newSpaceMiB: mib(newSpace),
+    oldSpaceMiB: mib(oldSpace),
     externalMiB: mib(m.external),
   };
 }

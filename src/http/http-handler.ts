@@ -3,7 +3,8 @@
  *   GET /healthz → 200 while the process is up.
  *   GET /readyz  → 200 when the database answers (within the ping timeout), 503 otherwise (or
  *                  while shutting down); both say `database: up | down` and how many records
- *                  wait to be written (`pending`, of which `spooled` are in the spool file).
+ *                  wait to be written (`pending`, of which `spooled` are in the spool file; `behind` while
+ *                  reading from clients is paused for the database to catch up).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
@@ -11,7 +12,7 @@ export interface HealthSource {
   /** Resolves when the database answers; rejects otherwise. */
   pingDatabase(): Promise<void>;
   /** Records not yet in the database, and how many of them are in the spool file. */
-  records(): { pending: number; spooled: number };
+  records(): { pending: number; spooled: number; behind: boolean };
   stopping(): boolean;
   status(): Record<string, unknown>;
 }

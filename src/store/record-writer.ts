@@ -9,6 +9,12 @@
  * SqlStore), so a batch whose outcome was unknown is simply written again: no record is lost and
  * none is written twice.
  *
+ * While the database answers but more slowly than records come (a burst past what it can write),
+ * the queue reaching `queueMax` does not spill: it sets `behind`, and the server stops reading
+ * from clients (backpressure) until the queue is down to half. Spilling then would cost the event
+ * loop more work per record (the spool is JSON on disk) exactly when it has none to spare. A queue
+ * past HARD_QUEUE_FACTOR × queueMax spills anyway: memory stays bounded whatever the clients do.
+ *
  * Order is kept by one invariant: the batch in flight is older than everything in the spool,
  * which is older than everything in memory. A batch in flight that came from memory is written to
  * the spool first whenever memory spills, so the spool can always be read from its front.
@@ -35,6 +41,8 @@ export class DatabaseUnavailableError extends Error {
 }
 
 const RETRY_MIN_MS = 100;
+/** Past this many times queueMax the queue spills even while the database answers. */
+const HARD_QUEUE_FACTOR = 4;
 const RETRY_MAX_MS = 2_000;
 
 interface Inflight {
@@ -65,6 +73,9 @@ export class RecordWriter {
   private spilledThisOutage = false;
   private waiters: Waiter[] = [];
   private failureListeners: (() => void)[] = [];
+  /** Set while the database answers but the memory queue reached queueMax (see the header). */
+  private isBehind = false;
+  private behindListeners: ((behind: boolean) => void)[] = [];
   /** Entries ever appended / ever committed: a ticket is the appended count at some moment. */
   private appended = 0;
   private written = 0;
@@ -104,6 +115,16 @@ export class RecordWriter {
     return this.failing;
   }
 
+  /** Whether the database is behind: the server should stop reading from clients meanwhile. */
+  get behind(): boolean {
+    return this.isBehind;
+  }
+
+  /** Called with true when the database falls behind, with false when it has caught up. */
+  onBehind(listener: (behind: boolean) => void): void {
+    this.behindListeners.push(listener);
+  }
+
   /** A ticket that `until` resolves once everything appended so far is committed. */
   get ticket(): number {
     return this.appended;
@@ -112,7 +133,7 @@ export class RecordWriter {
   append(entry: RecordEntry): void {
     this.queue.push(entry);
     this.appended++;
-    if (this.queue.length - this.head > this.queueMax) this.spill();
+    if (this.queue.length - this.head >= this.queueMax) this.overQueueMax();
     if (this.running || this.timer) return;
     if (this.queue.length - this.head >= this.options.batchSize || this.options.flushMs === 0) {
       this.timer = setTimeout(this.run, 0);
@@ -202,6 +223,23 @@ export class RecordWriter {
     this.timer = setTimeout(this.run, 0);
   }
 
+  /** The memory queue is at queueMax: backpressure while the database answers, else the spool. */
+  private overQueueMax(): void {
+    const queued = this.queue.length - this.head;
+    const canWait = !this.failing && this.behindListeners.length > 0 && !this.closed;
+    if (canWait && queued < this.queueMax * HARD_QUEUE_FACTOR) {
+      this.setBehind(true);
+      return;
+    }
+    if (queued > this.queueMax) this.spill();
+  }
+
+  private setBehind(behind: boolean): void {
+    if (this.isBehind === behind) return;
+    this.isBehind = behind;
+    for (const listener of this.behindListeners) listener(behind);
+  }
+
   /** Moves the batch in flight (if it came from memory) and the memory queue to the spool. */
   private spill(): void {
     const spool = this.spool;
@@ -286,6 +324,7 @@ export class RecordWriter {
       const lines = batch.spooled ? batch.spooled.lines : batch.entries.length;
       if (batch.spooled) this.spool!.commit(batch.spooled.lines, batch.spooled.bytes);
       this.written += lines;
+      if (this.isBehind && this.queue.length - this.head <= this.queueMax / 2) this.setBehind(false);
       this.wake();
     }
   }
@@ -293,6 +332,11 @@ export class RecordWriter {
   private onFailure(err: unknown): void {
     if (this.failing) return;
     this.failing = true;
+    // An outage is the spool's: clients are read again and the queue past queueMax spills.
+    if (this.isBehind) {
+      this.setBehind(false);
+      if (this.queue.length - this.head > this.queueMax) this.spill();
+    }
     // Logged once per outage, never per record.
     this.log.error(
       { err: errorText(err), pending: this.pending, spooled: this.spooled },

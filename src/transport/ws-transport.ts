@@ -42,6 +42,8 @@ export class WsTransport {
   private readonly wss: WebSocketServer;
   private readonly live = new Map<WebSocket, Connection>();
   private accepting = true;
+  /** Set while the record writer is behind: no socket is read (backpressure, see pauseReading). */
+  private readingPaused = false;
   private readonly pinger: NodeJS.Timeout | undefined;
 
   constructor(
@@ -68,6 +70,11 @@ export class WsTransport {
 
   /** Cuts peers that did not answer the previous ping, pings the rest. */
   private readonly pingAll = (): void => {
+    // A paused socket's pong is not read: no one is judged dead while reading is paused.
+    if (this.readingPaused) {
+      for (const conn of this.live.values()) conn.alive = true;
+      return;
+    }
     for (const [ws, conn] of this.live) {
       if (!conn.alive) {
         this.cut(ws, conn, CloseCode.DeadPeer, 'no pong to the previous ping');
@@ -86,6 +93,26 @@ export class WsTransport {
     this.log.warn({ conn: conn.session.id, ip: conn.ip, code, reason: why }, 'connection cut');
     conn.session.onClose(code);
     ws.terminate();
+  }
+
+  /**
+   * Stops (true) or resumes (false) reading from every client: while the database is behind the
+   * record, frames wait in the kernel's socket buffers and then in the clients' (TCP flow
+   * control) instead of in our memory. Sending to clients goes on; new connections start paused.
+   */
+  pauseReading(paused: boolean): void {
+    if (this.readingPaused === paused) return;
+    this.readingPaused = paused;
+    this.log.warn(
+      { connections: this.live.size },
+      paused
+        ? 'the database is behind the record: reading from clients paused'
+        : 'the database caught up: reading from clients resumed',
+    );
+    for (const ws of this.live.keys()) {
+      if (paused) ws.pause();
+      else ws.resume();
+    }
   }
 
   get size(): number {
@@ -194,6 +221,7 @@ export class WsTransport {
       this.log.info({ conn: session.id, err: err.message }, 'socket error');
     });
     ws.send(this.options.connectionFrame);
+    if (this.readingPaused) ws.pause();
   }
 
   /**

@@ -1,0 +1,263 @@
+/**
+ * A database that still answers but cannot keep up (here: its `messages` table is locked by
+ * another session, so the server's record writes wait instead of failing) makes the server stop
+ * reading from its clients once --writer-queue-max records wait in memory: the status says
+ * `databaseWrites: behind`, the spool is not touched, and the frames a sender keeps sending wait
+ * in the socket buffers, so the other member receives only what was read before the pause. When
+ * the database moves again, reading resumes: every message reaches the other member exactly once,
+ * in order and byte-identical, the status is `ok` again, and `messages` holds each message once,
+ * in seq order, without the spool ever having been used.
+ *
+ * The lock: SQLite, a write transaction (BEGIN IMMEDIATE) from a second connection — the server's
+ * writer thread waits for it (busy timeout 5 s; the lock is released as soon as the paused state
+ * has been observed); PostgreSQL, LOCK TABLE … IN EXCLUSIVE MODE; MariaDB, LOCK TABLES … WRITE
+ * (neither server has a statement or lock timeout the writer would hit). The locking session
+ * counts `messages` while it holds the lock, which shows the writes were held there.
+ */
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { after, before, describe, it } from 'node:test';
+import BetterSqlite3 from 'better-sqlite3';
+import mysql from 'mysql2/promise';
+import pg from 'pg';
+import type { TestClient } from './helpers/client.js';
+import { TEST_DATABASE } from './helpers/db.js';
+import { joinExisting, joinNew } from './helpers/rooms.js';
+import { removeDir, startServer, tempDir, type TestServer } from './helpers/server.js';
+import { waitFor } from './helpers/wait.js';
+
+const QUEUE_MAX = 50;
+const MESSAGES = 2000;
+
+/** Message `n`: about 1 KB of JSON that carries its number (2000 of them: about 2 MB). */
+function message(n: number): string {
+  return JSON.stringify({ n, text: `message ${n}; `.repeat(80).slice(0, 1000) });
+}
+
+interface Status {
+  databaseWrites: 'ok' | 'behind' | 'failing' | 'unknown';
+  pendingRecords: number;
+  spooledRecords: number;
+}
+
+async function status(srv: TestServer): Promise<Status> {
+  const res = await fetch(`http://127.0.0.1:${srv.port}/`);
+  assert.equal(res.status, 200);
+  return (await res.json()) as Status;
+}
+
+interface Lock {
+  /** Rows in `messages`, as the session holding the lock sees them (the lock does not stop it). */
+  countMessages(): Promise<number>;
+  /** Ends the lock; may be called more than once. */
+  release(): Promise<void>;
+}
+
+/** Makes the server's record writes wait on `messages`; the database answers everything else. */
+async function lockMessages(srv: TestServer): Promise<Lock> {
+  let lock: Lock;
+  switch (srv.backend) {
+    case 'sqlite': {
+      const db = new BetterSqlite3(srv.dbPath);
+      db.exec('BEGIN IMMEDIATE');
+      lock = {
+        countMessages: async () =>
+          (db.prepare('select count(*) as n from messages').get() as { n: number }).n,
+        release: async () => {
+          db.exec('ROLLBACK');
+          db.close();
+        },
+      };
+      break;
+    }
+    case 'mysql': {
+      const conn = await mysql.createConnection({ uri: srv.databaseUrl });
+      await conn.query('LOCK TABLES messages WRITE');
+      lock = {
+        countMessages: async () => {
+          const [rows] = await conn.query('select count(*) as n from messages');
+          return Number((rows as { n: number }[])[0]!.n);
+        },
+        release: async () => {
+          await conn.query('UNLOCK TABLES');
+          await conn.end();
+        },
+      };
+      break;
+    }
+    case 'postgres': {
+      const client = new pg.Client({ connectionString: srv.databaseUrl });
+      await client.connect();
+      await client.query('BEGIN');
+      await client.query('LOCK TABLE messages IN EXCLUSIVE MODE');
+      lock = {
+        countMessages: async () =>
+          Number((await client.query<{ n: string }>('select count(*) as n from messages')).rows[0]!.n),
+        release: async () => {
+          await client.query('ROLLBACK');
+          await client.end();
+        },
+      };
+      break;
+    }
+  }
+  let released: Promise<void> | undefined;
+  return { countMessages: () => lock.countMessages(), release: () => (released ??= lock.release()) };
+}
+
+describe(`a slow database (${TEST_DATABASE}) pauses reading from clients; no message is lost or spooled`, () => {
+  const dir = tempDir();
+  const logLines: string[] = [];
+  let srv: TestServer;
+  let a: TestClient;
+  let b: TestClient;
+  let roomId = '';
+  let lock: Lock | undefined;
+  const sent: string[] = [];
+  /** Frames B had received before A's burst. */
+  let mark = 0;
+  /** What was observed while the database was locked. */
+  const during = {
+    status: undefined as Status | undefined,
+    ready: undefined as { status: number; body: { records: Record<string, unknown> } } | undefined,
+    spoolExists: true,
+    receivedByB: -1,
+    /** Rows in `messages` then (none was there before A's burst). */
+    recordedMessages: -1,
+    lockedMs: -1,
+  };
+
+  before(async () => {
+    srv = await startServer(
+      {
+        writerQueueMax: QUEUE_MAX,
+        writerFlushMs: 10,
+        // A's burst is not the flood these limits are for; B must not be cut for reading slowly.
+        rateLimitPerSecond: 1_000_000,
+        rateLimitBurst: 1_000_000,
+        maxBufferedBytes: 256 * 1024 * 1024,
+      },
+      dir,
+      { logLines },
+    );
+    const joined = await joinNew(srv.url, 'slow-a', 'alpha');
+    a = joined.client;
+    roomId = joined.roomId;
+    b = await joinExisting(srv.url, 'slow-b', 'beta', roomId);
+    mark = b.received.length;
+    await srv.server.flushRecords(); // the writer is idle: the lock below is granted at once
+
+    lock = await lockMessages(srv);
+    const lockedAt = Date.now();
+    try {
+      for (let n = 1; n <= MESSAGES; n++) {
+        const text = message(n);
+        sent.push(text);
+        a.send(text);
+      }
+      during.status = await waitFor(
+        'the status to say the database is behind',
+        async () => {
+          const s = await status(srv);
+          if (s.databaseWrites === 'failing') throw new Error(`writes failed instead: ${JSON.stringify(s)}`);
+          return s.databaseWrites === 'behind' && s;
+        },
+        1000,
+        5,
+      );
+      during.spoolExists = existsSync(srv.server.spoolPath!);
+      during.receivedByB = b.received.length - mark;
+      during.recordedMessages = await lock.countMessages();
+      const ready = await fetch(`http://127.0.0.1:${srv.port}/readyz`);
+      during.ready = {
+        status: ready.status,
+        body: (await ready.json()) as { records: Record<string, unknown> },
+      };
+    } finally {
+      during.lockedMs = Date.now() - lockedAt;
+      await lock.release();
+    }
+    const { databaseWrites, pendingRecords, spooledRecords } = during.status;
+    console.log(
+      `# ${srv.backend}: locked for ${during.lockedMs} ms, B then had ${during.receivedByB} of ${MESSAGES}; ` +
+        JSON.stringify({ databaseWrites, pendingRecords, spooledRecords }),
+    );
+  });
+
+  after(async () => {
+    await lock?.release();
+    await a?.close();
+    await b?.close();
+    await srv?.stop();
+    removeDir(dir);
+  });
+
+  it('while the database is locked: status behind, nothing spooled, B has not received everything', () => {
+    const s = during.status!;
+    assert.equal(s.databaseWrites, 'behind');
+    assert.equal(s.spooledRecords, 0);
+    assert.ok(s.pendingRecords > 0, `pending records: ${s.pendingRecords}`);
+    assert.equal(during.recordedMessages, 0, 'the writes were waiting on the database');
+    assert.equal(during.spoolExists, false, 'no spool file');
+    assert.ok(during.receivedByB < MESSAGES, `B received ${during.receivedByB} of ${MESSAGES}`);
+  });
+
+  it('/readyz: the database still answers, and the records are behind, none spooled', () => {
+    assert.equal(during.ready?.status, 200);
+    assert.equal(during.ready?.body.records.behind, true);
+    assert.equal(during.ready?.body.records.spooled, 0);
+  });
+
+  it('once the database moves, B receives every message exactly once, in order, byte-identical', async () => {
+    await waitFor('B to receive every message', () => b.received.length - mark >= MESSAGES, 3000, 10);
+    assert.deepEqual(b.received.slice(mark), sent);
+  });
+
+  it('the status is ok again, with nothing pending and nothing spooled', async () => {
+    const s = await waitFor(
+      'the status to say ok with nothing pending',
+      async () => {
+        const s = await status(srv);
+        return s.databaseWrites === 'ok' && s.pendingRecords === 0 && s;
+      },
+      3000,
+      10,
+    );
+    assert.equal(s.spooledRecords, 0);
+  });
+
+  it('`messages` holds every message exactly once, in seq order; the spool was never used', async () => {
+    const rows = await srv.rows<{ seq: number; message_content: string; from_device_id: string }>(
+      'select seq, message_content, from_device_id from messages where room_id = ? order by seq',
+      roomId,
+    );
+    assert.equal(rows.length, MESSAGES);
+    assert.deepEqual(
+      rows.map((r) => r.seq),
+      sent.map((_, i) => i + 1),
+      'seq 1..N without gaps',
+    );
+    assert.deepEqual(
+      rows.map((r) => r.message_content),
+      sent,
+    );
+    assert.ok(rows.every((r) => r.from_device_id === 'slow-a'));
+    assert.equal(existsSync(srv.server.spoolPath!), false, 'no spool file');
+    assert.equal(srv.server.status().spooledRecords, 0);
+  });
+
+  it('the log: reading paused and resumed as often, no write failure, no spooling', () => {
+    const messages = logLines.map((l) => (JSON.parse(l) as { msg: string }).msg);
+    const paused = messages.filter(
+      (m) => m === 'the database is behind the record: reading from clients paused',
+    );
+    const resumed = messages.filter((m) => m === 'the database caught up: reading from clients resumed');
+    console.log(`# ${srv.backend}: reading paused ${paused.length} time(s) in all`);
+    assert.ok(paused.length >= 1, 'reading was paused');
+    assert.equal(resumed.length, paused.length, 'each pause was followed by a resume');
+    assert.deepEqual(
+      messages.filter((m) => /database write failed|spooling records/.test(m)),
+      [],
+    );
+  });
+});
