@@ -181,6 +181,9 @@ export function summarise(results: Omit<BenchResults, 'summary'>): SummaryRow[] 
   row('soak', 'RSS growth over the soak', '%', 'lower', s.soak, (o) => o.growthPct);
   row('soak', 'memory within 10 %', '', 'info', s.soak, (o) => (o.withinTenPct ? 'yes' : 'NO'));
   row('soak', 'p99 latency during the soak', 'ms', 'lower', s.soak, (o) => o.step.latency.p99);
+  row('soak', 'records waiting for the database, most at a sample', '', 'info', s.soak, (o) =>
+    o.maxPendingRecords === undefined ? '–' : o.maxPendingRecords,
+  );
   return rows;
 }
 
@@ -538,7 +541,9 @@ ${stepsTable('fanout', results.scenarios.fanout)}
   connection frame, send a hello with a new device_id, receive the room reply, close.
 - **soak** (\`--soak\`) — relay at half the measured saturation for ${o.soakSeconds} s, sampling the
   server's RSS every 10 s; memory is "within 10 %" when no sample exceeds the baseline by more
-  (the baseline is the first sample after a minute, or a fifth of a shorter soak).
+  (the baseline is the first sample after a minute, or a fifth of a shorter soak). Each sample
+  also reads the records still waiting for the database (\`/\` status): a bound on it shows the
+  recording kept up with the load rather than falling behind.
 
 ## Reproduce
 

@@ -448,8 +448,8 @@ export interface SoakOutcome {
   rateSource: string;
   seconds: number;
   sampleEverySeconds: number;
-  /** Every sample, seconds since the end of the warm-up. */
-  samples: { t: number; rssKiB: number }[];
+  /** Every sample, seconds since the end of the warm-up; records waiting for the database then. */
+  samples: { t: number; rssKiB: number; pendingRecords?: number }[];
   /** Samples before this many seconds are not judged (the server's own warm-up). */
   baselineAtSeconds: number;
   baselineKiB: number;
@@ -459,6 +459,13 @@ export interface SoakOutcome {
   growthPct: number;
   /** Every sample from the baseline on within 10 % above it. */
   withinTenPct: boolean;
+  /**
+   * Most records waiting for the database at a sample (room-manager's `/` status): bounded means
+   * the recording kept up with the load; growing would mean the load was past what it can record.
+   */
+  maxPendingRecords: number | undefined;
+  /** Records waiting at the last sample. */
+  lastPendingRecords: number | undefined;
   step: TrafficStep;
 }
 
@@ -474,7 +481,7 @@ export async function runSoak(
   const warmupMs = opts.smoke ? 300 : 5_000;
   const durationMs = opts.soakSeconds * 1000;
   const every = Math.min(10, Math.max(1, opts.soakSeconds / 5));
-  const samples: { t: number; rssKiB: number }[] = [];
+  const samples: SoakOutcome['samples'] = [];
   let t0 = 0;
   let sampler: NodeJS.Timeout | undefined;
   // Samples start with the window (after the warm-up): the first one is the baseline.
@@ -483,8 +490,13 @@ export async function runSoak(
     const sample = (): void => {
       const rssKiB = server.rssKiB();
       const t = round((performance.now() - t0) / 1000, 1);
-      samples.push({ t, rssKiB });
-      ctx.log(`    t=${t}s RSS ${rssKiB} KiB`);
+      const entry: SoakOutcome['samples'][number] = { t, rssKiB };
+      samples.push(entry);
+      void server.status().then((status) => {
+        const pending = status?.pendingRecords;
+        if (typeof pending === 'number') entry.pendingRecords = pending;
+        ctx.log(`    t=${t}s RSS ${rssKiB} KiB, records waiting ${pending ?? '-'}`);
+      });
     };
     sampler = setInterval(sample, every * 1000);
   }, warmupMs);
@@ -503,6 +515,7 @@ export async function runSoak(
   const values = (steady.length ? steady : samples).map((s) => s.rssKiB);
   const baselineKiB = values[0] ?? step.rssKiB;
   const maxKiB = Math.max(baselineKiB, ...values);
+  const pendings = samples.flatMap((x) => (x.pendingRecords === undefined ? [] : [x.pendingRecords]));
   return {
     offered: rate,
     rateSource,
@@ -515,6 +528,8 @@ export async function runSoak(
     lastKiB: values[values.length - 1] ?? step.rssKiB,
     growthPct: round(((maxKiB - baselineKiB) / baselineKiB) * 100, 1),
     withinTenPct: maxKiB <= baselineKiB * 1.1,
+    maxPendingRecords: pendings.length ? Math.max(...pendings) : undefined,
+    lastPendingRecords: pendings[pendings.length - 1],
     step,
   };
 }
