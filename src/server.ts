@@ -194,13 +194,7 @@ export class RoomServer {
       rooms: this.registry?.roomCount ?? 0,
       pendingRecords: this.writer?.pending ?? 0,
       spooledRecords: this.writer?.spooled ?? 0,
-      databaseWrites: this.writer
-        ? this.writer.databaseFailing
-          ? 'failing'
-          : this.writer.behind
-            ? 'behind'
-            : 'ok'
-        : 'unknown',
+      databaseWrites: this.writer?.state ?? 'unknown',
       ...this.loopDelay(),
       ...memory(),
     };

@@ -115,6 +115,16 @@ export class RecordWriter {
     return this.failing;
   }
 
+  /** What the status reports: writes failing (outage), behind (reading paused), or ok. */
+  get state(): 'ok' | 'behind' | 'failing' {
+    return this.failing ? 'failing' : this.isBehind ? 'behind' : 'ok';
+  }
+
+  /** Entries waiting in memory (not in flight, not spooled). */
+  private get queued(): number {
+    return this.queue.length - this.head;
+  }
+
   /** Whether the database is behind: the server should stop reading from clients meanwhile. */
   get behind(): boolean {
     return this.isBehind;
@@ -133,9 +143,9 @@ export class RecordWriter {
   append(entry: RecordEntry): void {
     this.queue.push(entry);
     this.appended++;
-    if (this.queue.length - this.head >= this.queueMax) this.overQueueMax();
+    if (this.queued >= this.queueMax) this.overQueueMax();
     if (this.running || this.timer) return;
-    if (this.queue.length - this.head >= this.options.batchSize || this.options.flushMs === 0) {
+    if (this.queued >= this.options.batchSize || this.options.flushMs === 0) {
       this.timer = setTimeout(this.run, 0);
     } else {
       this.timer = setTimeout(this.run, this.options.flushMs);
@@ -225,7 +235,7 @@ export class RecordWriter {
 
   /** The memory queue is at queueMax: backpressure while the database answers, else the spool. */
   private overQueueMax(): void {
-    const queued = this.queue.length - this.head;
+    const queued = this.queued;
     const canWait = !this.failing && this.behindListeners.length > 0 && !this.closed;
     if (canWait && queued < this.queueMax * HARD_QUEUE_FACTOR) {
       this.setBehind(true);
@@ -324,7 +334,7 @@ export class RecordWriter {
       const lines = batch.spooled ? batch.spooled.lines : batch.entries.length;
       if (batch.spooled) this.spool!.commit(batch.spooled.lines, batch.spooled.bytes);
       this.written += lines;
-      if (this.isBehind && this.queue.length - this.head <= this.queueMax / 2) this.setBehind(false);
+      if (this.isBehind && this.queued <= this.queueMax / 2) this.setBehind(false);
       this.wake();
     }
   }
@@ -335,7 +345,7 @@ export class RecordWriter {
     // An outage is the spool's: clients are read again and the queue past queueMax spills.
     if (this.isBehind) {
       this.setBehind(false);
-      if (this.queue.length - this.head > this.queueMax) this.spill();
+      if (this.queued > this.queueMax) this.spill();
     }
     // Logged once per outage, never per record.
     this.log.error(
