@@ -84,6 +84,7 @@ export class RoomServer {
         batchSize: config.writerBatchSize,
         flushMs: config.writerFlushMs,
         queueMax: config.writerQueueMax,
+        writeTimeoutMs: config.writerTimeoutMs,
         spoolPath: spoolFileFor(config.spoolDir, config.databaseUrl),
       },
       log,

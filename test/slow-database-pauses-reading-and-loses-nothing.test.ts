@@ -11,17 +11,22 @@
  * The lock: SQLite, a write transaction (BEGIN IMMEDIATE) from a second connection — the server's
  * writer thread waits for it (busy timeout 5 s; the lock is released as soon as the paused state
  * has been observed); PostgreSQL, LOCK TABLE … IN EXCLUSIVE MODE; MariaDB, LOCK TABLES … WRITE
- * (neither server has a statement or lock timeout the writer would hit). The locking session
+ * (the lock lasts far less than --writer-timeout-ms, past which a write counts as failed: see
+ * hung-database-write-becomes-an-outage-and-loses-nothing.test.ts). The locking session
  * counts `messages` while it holds the lock, which shows the writes were held there.
  */
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import BetterSqlite3 from 'better-sqlite3';
-import mysql from 'mysql2/promise';
-import pg from 'pg';
 import type { TestClient } from './helpers/client.js';
 import { TEST_DATABASE } from './helpers/db.js';
+import { lockMessages, type Lock } from './helpers/lock-messages.js';
+import {
+  assertMessagesRecorded,
+  recordStatus,
+  waitForRecordsWritten,
+  type RecordStatus,
+} from './helpers/record-status.js';
 import { joinExisting, joinNew } from './helpers/rooms.js';
 import { removeDir, startServer, tempDir, type TestServer } from './helpers/server.js';
 import { waitFor } from './helpers/wait.js';
@@ -32,77 +37,6 @@ const MESSAGES = 2000;
 /** Message `n`: about 1 KB of JSON that carries its number (2000 of them: about 2 MB). */
 function message(n: number): string {
   return JSON.stringify({ n, text: `message ${n}; `.repeat(80).slice(0, 1000) });
-}
-
-interface Status {
-  databaseWrites: 'ok' | 'behind' | 'failing' | 'unknown';
-  pendingRecords: number;
-  spooledRecords: number;
-}
-
-async function status(srv: TestServer): Promise<Status> {
-  const res = await fetch(`http://127.0.0.1:${srv.port}/`);
-  assert.equal(res.status, 200);
-  return (await res.json()) as Status;
-}
-
-interface Lock {
-  /** Rows in `messages`, as the session holding the lock sees them (the lock does not stop it). */
-  countMessages(): Promise<number>;
-  /** Ends the lock; may be called more than once. */
-  release(): Promise<void>;
-}
-
-/** Makes the server's record writes wait on `messages`; the database answers everything else. */
-async function lockMessages(srv: TestServer): Promise<Lock> {
-  let lock: Lock;
-  switch (srv.backend) {
-    case 'sqlite': {
-      const db = new BetterSqlite3(srv.dbPath);
-      db.exec('BEGIN IMMEDIATE');
-      lock = {
-        countMessages: async () =>
-          (db.prepare('select count(*) as n from messages').get() as { n: number }).n,
-        release: async () => {
-          db.exec('ROLLBACK');
-          db.close();
-        },
-      };
-      break;
-    }
-    case 'mysql': {
-      const conn = await mysql.createConnection({ uri: srv.databaseUrl });
-      await conn.query('LOCK TABLES messages WRITE');
-      lock = {
-        countMessages: async () => {
-          const [rows] = await conn.query('select count(*) as n from messages');
-          return Number((rows as { n: number }[])[0]!.n);
-        },
-        release: async () => {
-          await conn.query('UNLOCK TABLES');
-          await conn.end();
-        },
-      };
-      break;
-    }
-    case 'postgres': {
-      const client = new pg.Client({ connectionString: srv.databaseUrl });
-      await client.connect();
-      await client.query('BEGIN');
-      await client.query('LOCK TABLE messages IN EXCLUSIVE MODE');
-      lock = {
-        countMessages: async () =>
-          Number((await client.query<{ n: string }>('select count(*) as n from messages')).rows[0]!.n),
-        release: async () => {
-          await client.query('ROLLBACK');
-          await client.end();
-        },
-      };
-      break;
-    }
-  }
-  let released: Promise<void> | undefined;
-  return { countMessages: () => lock.countMessages(), release: () => (released ??= lock.release()) };
 }
 
 describe(`a slow database (${TEST_DATABASE}) pauses reading from clients; no message is lost or spooled`, () => {
@@ -118,7 +52,7 @@ describe(`a slow database (${TEST_DATABASE}) pauses reading from clients; no mes
   let mark = 0;
   /** What was observed while the database was locked. */
   const during = {
-    status: undefined as Status | undefined,
+    status: undefined as RecordStatus | undefined,
     ready: undefined as { status: number; body: { records: Record<string, unknown> } } | undefined,
     spoolExists: true,
     receivedByB: -1,
@@ -158,7 +92,7 @@ describe(`a slow database (${TEST_DATABASE}) pauses reading from clients; no mes
       during.status = await waitFor(
         'the status to say the database is behind',
         async () => {
-          const s = await status(srv);
+          const s = await recordStatus(srv);
           if (s.databaseWrites === 'failing') throw new Error(`writes failed instead: ${JSON.stringify(s)}`);
           return s.databaseWrites === 'behind' && s;
         },
@@ -214,34 +148,12 @@ describe(`a slow database (${TEST_DATABASE}) pauses reading from clients; no mes
   });
 
   it('the status is ok again, with nothing pending and nothing spooled', async () => {
-    const s = await waitFor(
-      'the status to say ok with nothing pending',
-      async () => {
-        const s = await status(srv);
-        return s.databaseWrites === 'ok' && s.pendingRecords === 0 && s;
-      },
-      3000,
-      10,
-    );
+    const s = await waitForRecordsWritten(srv);
     assert.equal(s.spooledRecords, 0);
   });
 
   it('`messages` holds every message exactly once, in seq order; the spool was never used', async () => {
-    const rows = await srv.rows<{ seq: number; message_content: string; from_device_id: string }>(
-      'select seq, message_content, from_device_id from messages where room_id = ? order by seq',
-      roomId,
-    );
-    assert.equal(rows.length, MESSAGES);
-    assert.deepEqual(
-      rows.map((r) => r.seq),
-      sent.map((_, i) => i + 1),
-      'seq 1..N without gaps',
-    );
-    assert.deepEqual(
-      rows.map((r) => r.message_content),
-      sent,
-    );
-    assert.ok(rows.every((r) => r.from_device_id === 'slow-a'));
+    await assertMessagesRecorded(srv, roomId, sent, 'slow-a');
     assert.equal(existsSync(srv.server.spoolPath!), false, 'no spool file');
     assert.equal(srv.server.status().spooledRecords, 0);
   });

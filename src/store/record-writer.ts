@@ -33,6 +33,18 @@ export interface RecordWriterOptions {
   queueMax?: number;
   /** The spool file; without one, entries wait in memory however many there are. */
   spoolPath?: string;
+  /**
+   * Longest a batch write may go unanswered before it counts as failed (the outage rules then
+   * apply: clients are read again, records spool). Without it, a write that hangs forever (a
+   * lock held by another session, a server that stopped answering mid-statement) would keep
+   * reading paused forever once the queue is full.
+   */
+  writeTimeoutMs?: number;
+}
+
+/** What a batch write that outlived `writeTimeoutMs` fails with. */
+export class WriteTimeoutError extends Error {
+  override name = 'WriteTimeoutError';
 }
 
 /** What `until` rejects with while the database is failing: the caller needs a fresh database. */
@@ -320,7 +332,7 @@ export class RecordWriter {
       const batch = this.inflight;
       if (!batch) break;
       try {
-        if (batch.entries.length) await this.store.write(batch.entries);
+        if (batch.entries.length) await this.timed(this.store.write(batch.entries));
       } catch (err) {
         if (this.closed) return;
         this.onFailure(err);
@@ -337,6 +349,24 @@ export class RecordWriter {
       if (this.isBehind && this.queued <= this.queueMax / 2) this.setBehind(false);
       this.wake();
     }
+  }
+
+  /**
+   * The write, or a WriteTimeoutError once it has taken writeTimeoutMs. A write given up on may
+   * still commit later; the batch is written again either way, which inserts nothing twice.
+   */
+  private timed(write: Promise<void>): Promise<void> {
+    const ms = this.options.writeTimeoutMs;
+    if (!ms) return write;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new WriteTimeoutError(`the database did not answer a write within ${ms} ms`)),
+        ms,
+      );
+    });
+    write.catch(() => undefined); // a write given up on may still fail: nobody awaits it then
+    return Promise.race([write, timeout]).finally(() => clearTimeout(timer));
   }
 
   private onFailure(err: unknown): void {
