@@ -534,7 +534,8 @@ ${stepsTable('fanout', results.scenarios.fanout)}
   offer or p99 exceeds 1 s; the saturation throughput is the best delivered rate (its latency is
   that of an overloaded server), the highest sustained load the highest step still delivering
   ≥ 95 % of its offer with p99 ≤ 100 ms. The quarter step
-  runs both servers at a quarter of the ceiling's saturated rate, a load both should carry easily.
+  runs both servers at a quarter of the ceiling's saturated rate, a load both should carry easily,
+  after each one's ladder (both warmed up by the same steps, their records written).
 - **fanout** — ${o.fanoutRooms} rooms × ${o.fanoutMembers} members, ${o.fanoutSenders} sender(s) per room, the same
   ladder in deliveries per second.
 - **join** — for ${o.duration} s, ${o.joinConcurrency} handshakes in flight per worker: connect, receive the
