@@ -552,7 +552,8 @@ ${stepsTable('fanout', results.scenarios.fanout)}
 npm ci
 npm run bench                      # builds, then every scenario against ceiling and sqlite (~10 min)
 npm run bench -- --smoke           # about 30 s, tiny sizes, results in a temporary folder (CI)
-npm run bench -- --soak            # adds the 10-minute soak
+npm run bench -- --soak            # adds a 10-minute soak of each room-manager target
+npm run bench -- --soak --soak-targets sqlite   # ... of SQLite only
 npm run bench -- --scenarios relay --relay-rates 5000,20000,80000 --duration 3
 npm run bench -- --help            # every option
 \`\`\`

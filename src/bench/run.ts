@@ -72,6 +72,12 @@ export async function runBench(argv: string[]): Promise<number> {
       return 2;
     }
   }
+  for (const t of opts.soakTargets) {
+    if (!opts.targets.includes(t)) {
+      console.error(`--soak-targets: "${t}" is not a target of this run (${opts.targets.join(', ')})`);
+      return 2;
+    }
+  }
   // The ceiling runs first: room-manager's quarter-load step needs its saturation.
   const targets: TargetSpec[] = [...new Set(opts.targets)]
     .sort((a, b) => Number(b === 'ceiling') - Number(a === 'ceiling'))
@@ -219,7 +225,9 @@ export async function runBench(argv: string[]): Promise<number> {
 
     if (opts.soak && !aborted) {
       // The soak is about room-manager's memory: the ceiling is soaked only when alone.
-      const soakTargets = targets.filter((t) => t.kind !== 'ceiling');
+      const soakTargets = targets.filter(
+        (t) => t.kind !== 'ceiling' && (!opts.soakTargets.length || opts.soakTargets.includes(t.name)),
+      );
       const setup = { rooms: opts.relayRooms, members: opts.relayMembers, sendersPerRoom: opts.relayMembers };
       scenarios.soak = await each(
         'soak',
