@@ -224,10 +224,10 @@ export async function runBench(argv: string[]): Promise<number> {
     }
 
     if (opts.soak && !aborted) {
-      // The soak is about room-manager's memory: the ceiling is soaked only when alone.
-      const soakTargets = targets.filter(
-        (t) => t.kind !== 'ceiling' && (!opts.soakTargets.length || opts.soakTargets.includes(t.name)),
-      );
+      // The soak is about room-manager's memory: by default the ceiling is soaked only when alone.
+      const soakTargets = opts.soakTargets.length
+        ? targets.filter((t) => opts.soakTargets.includes(t.name))
+        : targets.filter((t) => t.kind !== 'ceiling');
       const setup = { rooms: opts.relayRooms, members: opts.relayMembers, sendersPerRoom: opts.relayMembers };
       scenarios.soak = await each(
         'soak',
