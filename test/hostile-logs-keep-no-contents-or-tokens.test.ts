@@ -19,7 +19,8 @@ describe('what is logged: events and codes, never message contents or tokens', (
   const logLines: string[] = [];
   let srv: TestServer;
   before(async () => {
-    srv = await startServer({}, undefined, { logLines });
+    // Debug: the per-connection lines (connected, room assigned, disconnected) are debug lines.
+    srv = await startServer({}, undefined, { logLines, logLevel: 'debug' });
   });
   after(async () => {
     await srv.stop();

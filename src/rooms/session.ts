@@ -386,7 +386,7 @@ export class Session implements Member {
       this.held = undefined;
     }
     this.state = 'live';
-    log.info(
+    log.debug(
       {
         conn: this.id,
         device: this.deviceId,
@@ -702,7 +702,7 @@ export class Session implements Member {
     this.expiry?.cancel();
     this.early = [];
     this.leaveCurrent();
-    this.ctx.log.info(
+    this.ctx.log.debug(
       {
         conn: this.id,
         device: this.deviceId || undefined,

@@ -196,7 +196,7 @@ export class WsTransport {
     const session = new Session(this.ctx, socket, ip, this.ctx.tokens ? tokenFromUpgrade(req) : undefined);
     const conn: Connection = { session, ip, alive: true };
     this.live.set(ws, conn);
-    this.log.info({ conn: session.id, ip, path: pathForLog(req.url) }, 'connected');
+    this.log.debug({ conn: session.id, ip, path: pathForLog(req.url) }, 'connected');
     ws.on('message', (data: Buffer, isBinary) => {
       try {
         session.onFrame(data, isBinary);

@@ -45,8 +45,10 @@ export async function testDatabaseUrl(dir: string, backend: TestBackend = TEST_D
 }
 
 export interface StartOptions {
-  /** Collects the server's JSON log lines (at info level and above) here. */
+  /** Collects the server's JSON log lines (at `logLevel` and above) here. */
   logLines?: string[];
+  /** The level of `logLines` (default info). */
+  logLevel?: string;
 }
 
 export async function startServer(
@@ -74,7 +76,7 @@ export async function startServer(
   });
   const logLines = options.logLines;
   const logger = logLines
-    ? pino({ level: 'info' }, { write: (line: string) => void logLines.push(line) })
+    ? pino({ level: options.logLevel ?? 'info' }, { write: (line: string) => void logLines.push(line) })
     : pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
   const server = new RoomServer(config, { logger });
   const { port } = await server.start();
