@@ -27,6 +27,8 @@ import {
   type Outcome,
 } from './report.js';
 import {
+  medianStep,
+  quarterRounds,
   runHold,
   runJoin,
   runLadder,
@@ -34,6 +36,7 @@ import {
   saturatedRate,
   type Context,
   type LadderOutcome,
+  type TrafficStep,
 } from './scenarios.js';
 
 /** The repository root (this file is src/bench/run.ts or dist/bench/run.js). */
@@ -134,13 +137,20 @@ export async function runBench(argv: string[]): Promise<number> {
       scenario: string,
       target: TargetSpec,
       fn: (server: ServerProcess) => Promise<T>,
+      /** Leave the server running (the caller stops it) when it succeeded. */
+      keep?: (server: ServerProcess) => void,
     ): Promise<Outcome<T>> => {
       if (aborted) return { error: 'interrupted' };
       let server: ServerProcess | undefined;
       try {
         server = await ServerProcess.start(target);
         log(`${scenario} on ${target.name} (pid ${server.pid}, ${server.url})`);
-        return await fn(server);
+        const result = await fn(server);
+        if (keep) {
+          keep(server);
+          server = undefined;
+        }
+        return result;
       } catch (err) {
         const text = aborted ? 'interrupted' : errorText(err);
         errors.push(`${scenario}/${target.name}: ${text}`);
@@ -186,15 +196,68 @@ export async function runBench(argv: string[]): Promise<number> {
             sendersPerRoom: opts.relayMembers,
           };
           const out: Record<string, Outcome<LadderOutcome>> = {};
-          for (const target of targets) {
-            const ceiling = out.ceiling;
-            const ceilingRate = ceiling && !isError(ceiling) ? saturatedRate(ceiling) : 0;
-            const quarterOf =
-              target.name === 'ceiling' || !ceilingRate
-                ? { reference: target.name === 'ceiling' ? 'ceiling' : 'own' }
-                : { reference: 'ceiling', rate: ceilingRate };
-            out[target.name] = await onTarget('relay', target, (server) =>
-              runLadder(ctx, server, setup, opts.relayRates, 'relay', quarterOf),
+          const others = targets.filter((t) => t.kind !== 'ceiling');
+          // With --quarter-rounds, the ceiling's server stays up through the other targets'
+          // ladders: their quarter-load step alternates between it and them (quarterRounds).
+          const alternate = opts.quarterRounds > 0 && others.length > 0;
+          let ceilingServer: ServerProcess | undefined;
+          const ceilingRounds: TrafficStep[] = [];
+          try {
+            for (const target of targets) {
+              if (target.kind === 'ceiling') {
+                out[target.name] = await onTarget(
+                  'relay',
+                  target,
+                  (server) =>
+                    runLadder(
+                      ctx,
+                      server,
+                      setup,
+                      opts.relayRates,
+                      'relay',
+                      alternate ? undefined : { reference: 'ceiling' },
+                    ),
+                  alternate ? (server) => (ceilingServer = server) : undefined,
+                );
+                continue;
+              }
+              const ceiling = out.ceiling;
+              const ceilingRate = ceiling && !isError(ceiling) ? saturatedRate(ceiling) : 0;
+              out[target.name] = await onTarget('relay', target, async (server) => {
+                const ceilingNow = ceilingServer?.exitStatus === undefined ? ceilingServer : undefined;
+                if (!ceilingNow || !ceilingRate) {
+                  const quarterOf = ceilingRate
+                    ? { reference: 'ceiling', rate: ceilingRate }
+                    : { reference: 'own' };
+                  return runLadder(ctx, server, setup, opts.relayRates, 'relay', quarterOf);
+                }
+                const ladder = await runLadder(ctx, server, setup, opts.relayRates, 'relay');
+                const rate = Math.max(1, Math.round(ceilingRate / 4));
+                log(
+                  `    quarter of ceiling saturation: ${rate}/s, ${opts.quarterRounds} round(s) alternating ceiling and ${target.name}`,
+                );
+                const r = await quarterRounds(
+                  ctx,
+                  { ceiling: ceilingNow, target: server },
+                  setup,
+                  rate,
+                  opts.quarterRounds,
+                );
+                ceilingRounds.push(...r.ceiling);
+                const step = medianStep(r.target);
+                if (step) ladder.quarter = { reference: 'ceiling', step, rounds: r.target };
+                return ladder;
+              });
+            }
+          } finally {
+            await ceilingServer?.stop().catch(() => undefined);
+          }
+          const ceiling = out.ceiling;
+          const step = medianStep(ceilingRounds);
+          if (ceiling && !isError(ceiling) && step) {
+            ceiling.quarter = { reference: 'ceiling', step, rounds: ceilingRounds };
+            log(
+              `    ceiling, quarter rounds: median p99 ${step.latency.p99} ms of ${ceilingRounds.map((s) => s.latency.p99).join(', ')}`,
             );
           }
           scenarios.relay = out;
