@@ -8,7 +8,7 @@
  * Memory stays bounded by what is live: a connection counter exists while its IP has a
  * connection; a failure window is dropped when its minute is over (swept once a minute).
  */
-import { BlockList, isIPv4 } from 'node:net';
+import { isIPv4 } from 'node:net';
 
 export interface IpLimitsOptions {
   /** 0 = no limit. */
@@ -20,10 +20,14 @@ export interface IpLimitsOptions {
 
 const WINDOW_MS = 60_000;
 
-const loopback = new BlockList();
-loopback.addSubnet('127.0.0.0', 8, 'ipv4');
-loopback.addAddress('::1', 'ipv6');
-loopback.addSubnet('::ffff:127.0.0.0', 104, 'ipv6');
+/**
+ * 127.0.0.0/8, ::1 and IPv4-mapped 127.x. A prefix test: the peer address is Node's canonical text,
+ * and net.BlockList.check cost ~9 µs per connection here (measured in the bench's join profile).
+ */
+function isLoopback(ip: string): boolean {
+  if (isIPv4(ip)) return ip.startsWith('127.');
+  return ip === '::1' || (ip.startsWith('::ffff:') && isIPv4(ip.slice(7)) && ip.startsWith('::ffff:127.'));
+}
 
 export class IpLimits {
   private readonly connections = new Map<string, number>();
@@ -36,12 +40,7 @@ export class IpLimits {
   }
 
   private exempt(ip: string): boolean {
-    if (this.options.limitLoopback) return false;
-    try {
-      return loopback.check(ip, isIPv4(ip) ? 'ipv4' : 'ipv6');
-    } catch {
-      return false;
-    }
+    return !this.options.limitLoopback && isLoopback(ip);
   }
 
   /** Counts a new connection; false (and nothing counted) when the IP has too many. */
