@@ -176,7 +176,19 @@ export function summarise(results: Omit<BenchResults, 'summary'>): SummaryRow[] 
   );
   ladderRows('fanout', s.fanout);
 
-  row('join', 'full handshakes per second', '/s', 'higher', s.join, (o) => o.handshakesPerSec);
+  const joinRounds = s.join
+    ? Object.values(s.join)
+        .map(ok)
+        .find((o) => o?.rounds)?.rounds?.length
+    : undefined;
+  row(
+    'join',
+    `full handshakes per second${joinRounds ? ` (median of ${joinRounds} alternating rounds)` : ''}`,
+    '/s',
+    'higher',
+    s.join,
+    (o) => o.handshakesPerSec,
+  );
   row('join', 'p50 handshake time', 'ms', 'lower', s.join, (o) => o.handshake.p50);
   row('join', 'p99 handshake time', 'ms', 'lower', s.join, (o) => o.handshake.p99);
 
@@ -545,12 +557,12 @@ ${stepsTable('fanout', results.scenarios.fanout)}
   ≥ 95 % of its offer with p99 ≤ 100 ms. The quarter step
   runs both servers at a quarter of the ceiling's saturated rate, a load both should carry easily,
   after each one's ladder (both warmed up by the same steps, their records written): in
-  ${o.quarterRounds || 1} ${o.quarterRounds ? 'rounds alternating the ceiling and each target (the ceiling stays up for it), the median round of each reported' : 'step per target'},
+  ${o.rounds || 1} ${o.rounds ? 'rounds alternating the ceiling and each target (the ceiling stays up for it), the median round of each reported' : 'step per target'},
   because the host's noise moves p99 several-fold from one minute to the next.
 - **fanout** — ${o.fanoutRooms} rooms × ${o.fanoutMembers} members, ${o.fanoutSenders} sender(s) per room, the same
   ladder in deliveries per second.
 - **join** — for ${o.duration} s, ${o.joinConcurrency} handshakes in flight per worker: connect, receive the
-  connection frame, send a hello with a new device_id, receive the room reply, close.
+  connection frame, send a hello with a new device_id, receive the room reply, close. ${o.rounds ? `After one uncounted warm-up run of each server, ${o.rounds} rounds alternating the ceiling and each target; the run of median handshakes per second of each is reported.` : 'One run per target.'}
 - **soak** (\`--soak\`) — relay at half the measured saturation for ${o.soakSeconds} s, sampling the
   server's RSS every 10 s; memory is "within 10 %" when no sample exceeds the baseline by more
   (the baseline is the first sample after a minute, or a fifth of a shorter soak). Each sample

@@ -27,6 +27,7 @@ import {
   type Outcome,
 } from './report.js';
 import {
+  medianJoin,
   medianStep,
   quarterRounds,
   runHold,
@@ -35,6 +36,7 @@ import {
   runSoak,
   saturatedRate,
   type Context,
+  type JoinOutcome,
   type LadderOutcome,
   type TrafficStep,
 } from './scenarios.js';
@@ -197,9 +199,9 @@ export async function runBench(argv: string[]): Promise<number> {
           };
           const out: Record<string, Outcome<LadderOutcome>> = {};
           const others = targets.filter((t) => t.kind !== 'ceiling');
-          // With --quarter-rounds, the ceiling's server stays up through the other targets'
-          // ladders: their quarter-load step alternates between it and them (quarterRounds).
-          const alternate = opts.quarterRounds > 0 && others.length > 0;
+          // With --rounds, the ceiling's server stays up through the other targets' ladders:
+          // their quarter-load step alternates between it and them (quarterRounds).
+          const alternate = opts.rounds > 0 && others.length > 0;
           let ceilingServer: ServerProcess | undefined;
           const ceilingRounds: TrafficStep[] = [];
           try {
@@ -234,14 +236,14 @@ export async function runBench(argv: string[]): Promise<number> {
                 const ladder = await runLadder(ctx, server, setup, opts.relayRates, 'relay');
                 const rate = Math.max(1, Math.round(ceilingRate / 4));
                 log(
-                  `    quarter of ceiling saturation: ${rate}/s, ${opts.quarterRounds} round(s) alternating ceiling and ${target.name}`,
+                  `    quarter of ceiling saturation: ${rate}/s, ${opts.rounds} round(s) alternating ceiling and ${target.name}`,
                 );
                 const r = await quarterRounds(
                   ctx,
                   { ceiling: ceilingNow, target: server },
                   setup,
                   rate,
-                  opts.quarterRounds,
+                  opts.rounds,
                 );
                 ceilingRounds.push(...r.ceiling);
                 const step = medianStep(r.target);
@@ -274,15 +276,57 @@ export async function runBench(argv: string[]): Promise<number> {
           );
           break;
         }
-        case 'join':
-          scenarios.join = await each('join', async (server) => {
+        case 'join': {
+          const describe = (o: JoinOutcome): string =>
+            `${o.completed} handshakes in ${o.seconds} s → ${o.handshakesPerSec}/s, p50 ${o.handshake.p50} ms, p99 ${o.handshake.p99} ms`;
+          const others = targets.filter((t) => t.kind !== 'ceiling');
+          const ceilingTarget = targets.find((t) => t.kind === 'ceiling');
+          if (!ceilingTarget || others.length === 0 || opts.rounds === 0) {
+            scenarios.join = await each('join', async (server) => {
+              const o = await runJoin(ctx, server);
+              log(`    ${describe(o)}`);
+              return o;
+            });
+            break;
+          }
+          // Alternating rounds, as for the relay's quarter-load step (see quarterRounds): one
+          // window each, minutes apart, measured the host's noise as much as the servers.
+          const out: Record<string, Outcome<JoinOutcome>> = {};
+          const ceilingRounds: JoinOutcome[] = [];
+          let ceilingServer: ServerProcess | undefined;
+          const warmUp = async (server: ServerProcess): Promise<JoinOutcome> => {
             const o = await runJoin(ctx, server);
-            log(
-              `    ${o.completed} handshakes in ${o.seconds} s → ${o.handshakesPerSec}/s, p50 ${o.handshake.p50} ms, p99 ${o.handshake.p99} ms`,
-            );
+            log(`    warm-up (not counted): ${describe(o)}`);
             return o;
-          });
+          };
+          const started = await onTarget('join', ceilingTarget, warmUp, (server) => (ceilingServer = server));
+          try {
+            for (const target of others) {
+              out[target.name] = await onTarget('join', target, async (server) => {
+                await warmUp(server);
+                const mine: JoinOutcome[] = [];
+                for (let round = 1; round <= opts.rounds && !aborted; round++) {
+                  if (ceilingServer) {
+                    const c = await runJoin(ctx, ceilingServer);
+                    log(`    round ${round}/${opts.rounds} on ceiling: ${describe(c)}`);
+                    ceilingRounds.push(c);
+                  }
+                  const o = await runJoin(ctx, server);
+                  log(`    round ${round}/${opts.rounds} on ${target.name}: ${describe(o)}`);
+                  mine.push(o);
+                }
+                const median = medianJoin(mine);
+                if (!median) throw new Error('no join round ran');
+                return median;
+              });
+            }
+          } finally {
+            await ceilingServer?.stop().catch(() => undefined);
+          }
+          out.ceiling = medianJoin(ceilingRounds) ?? started;
+          scenarios.join = { ceiling: out.ceiling, ...out };
           break;
+        }
       }
     }
 

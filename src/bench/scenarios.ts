@@ -439,6 +439,18 @@ export interface JoinOutcome {
   handshake: LatencySummary;
   serverCpuPct: number;
   errors: string[];
+  /**
+   * With alternating rounds (--rounds): every round, this outcome being the one of median
+   * handshakes per second among them (after one uncounted warm-up run of each server).
+   */
+  rounds?: Omit<JoinOutcome, 'rounds'>[];
+}
+
+/** The run of median handshakes per second (the lower middle of an even count), with all runs. */
+export function medianJoin(runs: readonly JoinOutcome[]): JoinOutcome | undefined {
+  const sorted = [...runs].sort((a, b) => a.handshakesPerSec - b.handshakesPerSec);
+  const median = sorted[Math.floor((sorted.length - 1) / 2)];
+  return median && { ...median, rounds: [...runs] };
 }
 
 export async function runJoin(ctx: Context, server: ServerProcess): Promise<JoinOutcome> {
