@@ -4,12 +4,30 @@
  * The pool reconnects by itself: a broken connection is dropped from it, and the next request
  * opens a new one (failing within the connect timeout while the server is away).
  */
-import { createPool, escape, format, type Pool } from 'mysql2';
+import { createPool, type Pool } from 'mysql2';
 import { Kysely, MysqlDialect } from 'kysely';
 import type { Database } from './schema.js';
-import { SqlStore } from './sql-store.js';
+import { PreparedStatement, SqlStore, type BatchStatement } from './sql-store.js';
 import type { RecordEntry, Timestamp } from './store.js';
 import { urlParts, type PoolOptions } from './pool-options.js';
+
+/** Rows of a full message INSERT (7 placeholders each). */
+const MESSAGE_ROWS = 500;
+const messageInserts = new Map<number, string>();
+
+/** The message INSERT of n rows; written twice (an unknown commit outcome), a row stays as it is. */
+function messageInsertSql(n: number): string {
+  let sql = messageInserts.get(n);
+  if (!sql) {
+    sql =
+      'insert into `messages` (`from_device_id`, `from_identity`, `to_device_id`, `room_id`, ' +
+      '`message_content`, `sent_at`, `seq`) values ' +
+      new Array(n).fill('(?,?,?,?,?,?,?)').join(',') +
+      ' on duplicate key update `seq` = `seq`';
+    messageInserts.set(n, sql);
+  }
+  return sql;
+}
 
 export class MysqlStore extends SqlStore {
   private constructor(private readonly pool: Pool) {
@@ -36,11 +54,6 @@ export class MysqlStore extends SqlStore {
       timezone: 'Z',
       supportBigNumbers: true,
       bigNumberStrings: false,
-      // mysql2 inlines parameters client-side, scanning the whole statement for placeholders even
-      // when there are none: a statement built with its values already escaped (the messages
-      // INSERT, mysqlMessagesInsert) is sent as it is. Otherwise mysql2's own format, as configured.
-      queryFormat: (sql: string, values: unknown) =>
-        Array.isArray(values) && values.length === 0 ? sql : format(sql, values as never, false, 'Z'),
     });
     return new MysqlStore(pool);
   }
@@ -50,31 +63,66 @@ export class MysqlStore extends SqlStore {
     return ts.slice(0, 10) + ' ' + ts.slice(11, 23);
   }
 
-  protected override mysqlMessagesInsert(run: Extract<RecordEntry, { kind: 'message' }>[]): string {
-    let text =
-      'insert into `messages` (`from_device_id`, `from_identity`, `to_device_id`, `room_id`, ' +
-      '`message_content`, `sent_at`, `seq`) values ';
-    for (let i = 0; i < run.length; i++) {
-      const e = run[i]!;
-      text +=
-        (i ? ',(' : '(') +
-        escape(e.fromDeviceId) +
-        ',' +
-        escape(e.fromIdentity) +
-        ',' +
-        (e.toDeviceId === null ? 'NULL' : escape(e.toDeviceId)) +
-        ',' +
-        escape(e.roomId) +
-        ',' +
-        escape(e.content) +
-        ',' +
-        escape(this.toDb(e.sentAt)) +
-        ',' +
-        String(e.seq) +
-        ')';
+  /**
+   * Server-side prepared statements (binary protocol): MariaDB neither parses nor unescapes the
+   * values. Measured on MariaDB 10.11 here, 200,000 rows in 500-row INSERTs: 9.1–9.7 µs of
+   * mariadbd CPU per row, against 11.8–15.9 µs for the same rows as text. Row counts are 500 or a
+   * power of two below it, so a connection prepares at most ten shapes of the statement.
+   */
+  protected override mysqlMessageInserts(run: Extract<RecordEntry, { kind: 'message' }>[]): BatchStatement[] {
+    const out: BatchStatement[] = [];
+    let i = 0;
+    while (i < run.length) {
+      const left = run.length - i;
+      const n = left >= MESSAGE_ROWS ? MESSAGE_ROWS : 2 ** Math.floor(Math.log2(left));
+      const params = new Array<string | number | null>(n * 7);
+      for (let k = 0; k < n; k++) {
+        const e = run[i + k]!;
+        const p = k * 7;
+        params[p] = e.fromDeviceId;
+        params[p + 1] = e.fromIdentity;
+        params[p + 2] = e.toDeviceId;
+        params[p + 3] = e.roomId;
+        params[p + 4] = e.content;
+        params[p + 5] = this.toDb(e.sentAt);
+        params[p + 6] = e.seq;
+      }
+      out.push(new PreparedStatement(messageInsertSql(n), params));
+      i += n;
     }
-    // Written twice (a batch whose commit outcome was unknown), a row stays as it is.
-    return text + ' on duplicate key update `seq` = `seq`';
+    return out;
+  }
+
+  /**
+   * One transaction on a connection of the pool, taken for it. Kysely's transaction cannot run
+   * prepared statements (its MySQL driver only queries), so the batch runs on mysql2 directly:
+   * Kysely's compiled statements as queries, the message INSERTs as prepared statements.
+   */
+  protected override async inTransaction(
+    body: (exec: (statements: BatchStatement[]) => Promise<void>) => Promise<void>,
+  ): Promise<void> {
+    const conn = await this.pool.promise().getConnection();
+    let done = false;
+    try {
+      await conn.query('begin');
+      await body(async (statements) => {
+        for (const s of statements) {
+          if (s instanceof PreparedStatement) await conn.execute(s.sql, s.params);
+          else await conn.query(s.query.sql, s.query.parameters as unknown[]);
+        }
+      });
+      await conn.query('commit');
+      done = true;
+    } finally {
+      if (done) conn.release();
+      else {
+        // A connection whose rollback fails (it broke) is not given back to the pool.
+        await conn.query('rollback').then(
+          () => conn.release(),
+          () => conn.destroy(),
+        );
+      }
+    }
   }
 
   protected override fromDb(value: unknown): Timestamp {

@@ -8,7 +8,7 @@
  * keyed by (room_id, seq), connections and room_queries by their server-assigned ids, devices are
  * upserted and a connection's close is an update.
  */
-import { CompiledQuery, Kysely, Migrator, sql, type Transaction } from 'kysely';
+import { Kysely, Migrator, sql, type CompiledQuery } from 'kysely';
 import type { Database } from './schema.js';
 import {
   roomQueryId,
@@ -152,7 +152,7 @@ export class SqlStore implements Store {
 
   async write(entries: readonly RecordEntry[]): Promise<void> {
     if (entries.length === 0) return;
-    await this.db.transaction().execute(async (trx) => {
+    await this.inTransaction(async (exec) => {
       // Consecutive entries of one kind become one multi-row statement; kinds keep their order,
       // so a device row precedes its connection, and a connection's open precedes its close.
       // Statements run one after another on the transaction's connection, and the next one is
@@ -169,9 +169,9 @@ export class SqlStore implements Store {
           if (chars > CONTENT_CHARS_PER_INSERT) break;
           j++;
         }
-        const queries = this.compileRun(trx, entries.slice(i, j));
+        const statements = this.compileRun(entries.slice(i, j));
         if (running) await running;
-        running = runInOrder(trx, queries);
+        running = exec(statements);
         // Awaited above or below; until then a failure must not count as unhandled.
         running.catch(() => undefined);
         i = j;
@@ -180,96 +180,119 @@ export class SqlStore implements Store {
     });
   }
 
+  /**
+   * Runs `body` in one transaction; `exec` runs statements one after another on its connection.
+   * MySQL overrides it (its prepared statements need the connection itself).
+   */
+  protected async inTransaction(
+    body: (exec: (statements: BatchStatement[]) => Promise<void>) => Promise<void>,
+  ): Promise<void> {
+    await this.db.transaction().execute((trx) =>
+      body(async (statements) => {
+        for (const s of statements) {
+          if (!(s instanceof CompiledStatement))
+            throw new Error(`${this.dialect} cannot run a ${s.kind} statement`);
+          await trx.executeQuery(s.query);
+        }
+      }),
+    );
+  }
+
   /** The statements that write a run of entries of one kind. */
-  private compileRun(trx: Transaction<Database>, run: RecordEntry[]): CompiledQuery[] {
+  private compileRun(run: RecordEntry[]): BatchStatement[] {
+    const trx = this.db;
     const kind = run[0]!.kind;
     switch (kind) {
       case 'device':
-        return [this.upsertDevices(trx, run as Extract<RecordEntry, { kind: 'device' }>[])];
+        return [compiled(this.upsertDevices(trx, run as Extract<RecordEntry, { kind: 'device' }>[]))];
       case 'connection_open':
         return [
-          trx
-            .insertInto('connections')
-            .values(
-              (run as Extract<RecordEntry, { kind: 'connection_open' }>[]).map((e) => ({
-                id: e.id,
-                device_id: e.deviceId,
-                room_id: e.roomId,
-                identity: e.identity,
-                connected_at: this.toDb(e.at),
-                disconnected_at: null,
-                client_ip: e.clientIp,
-              })),
-            )
-            .$call((q) =>
-              this.dialect === 'mysql'
-                ? q.onDuplicateKeyUpdate({ id: sql.ref('id') })
-                : q.onConflict((oc) => oc.column('id').doNothing()),
-            )
-            .compile(),
+          compiled(
+            trx
+              .insertInto('connections')
+              .values(
+                (run as Extract<RecordEntry, { kind: 'connection_open' }>[]).map((e) => ({
+                  id: e.id,
+                  device_id: e.deviceId,
+                  room_id: e.roomId,
+                  identity: e.identity,
+                  connected_at: this.toDb(e.at),
+                  disconnected_at: null,
+                  client_ip: e.clientIp,
+                })),
+              )
+              .$call((q) =>
+                this.dialect === 'mysql'
+                  ? q.onDuplicateKeyUpdate({ id: sql.ref('id') })
+                  : q.onConflict((oc) => oc.column('id').doNothing()),
+              )
+              .compile(),
+          ),
         ];
       case 'connection_close':
         return (run as Extract<RecordEntry, { kind: 'connection_close' }>[]).map((e) =>
-          trx
-            .updateTable('connections')
-            .set({ disconnected_at: this.toDb(e.at) })
-            .where('id', '=', e.id)
-            .compile(),
+          compiled(
+            trx
+              .updateTable('connections')
+              .set({ disconnected_at: this.toDb(e.at) })
+              .where('id', '=', e.id)
+              .compile(),
+          ),
         );
       case 'message': {
         const messages = run as Extract<RecordEntry, { kind: 'message' }>[];
-        if (this.dialect === 'mysql') return [CompiledQuery.raw(this.mysqlMessagesInsert(messages))];
+        if (this.dialect === 'mysql') return this.mysqlMessageInserts(messages);
         return [
-          trx
-            .insertInto('messages')
-            .values(
-              messages.map((e) => ({
-                from_device_id: e.fromDeviceId,
-                from_identity: e.fromIdentity,
-                to_device_id: e.toDeviceId,
-                room_id: e.roomId,
-                message_content: e.content,
-                sent_at: this.toDb(e.sentAt),
-                seq: e.seq,
-              })),
-            )
-            .onConflict((oc) => oc.columns(['room_id', 'seq']).doNothing())
-            .compile(),
+          compiled(
+            trx
+              .insertInto('messages')
+              .values(
+                messages.map((e) => ({
+                  from_device_id: e.fromDeviceId,
+                  from_identity: e.fromIdentity,
+                  to_device_id: e.toDeviceId,
+                  room_id: e.roomId,
+                  message_content: e.content,
+                  sent_at: this.toDb(e.sentAt),
+                  seq: e.seq,
+                })),
+              )
+              .onConflict((oc) => oc.columns(['room_id', 'seq']).doNothing())
+              .compile(),
+          ),
         ];
       }
       case 'room_query':
         return [
-          trx
-            .insertInto('room_queries')
-            .values(
-              (run as Extract<RecordEntry, { kind: 'room_query' }>[]).map((e) => ({
-                id: roomQueryId(e),
-                device_id: e.deviceId,
-                room_id: e.roomId,
-                queried_at: this.toDb(e.at),
-              })),
-            )
-            .$call((q) =>
-              this.dialect === 'mysql'
-                ? q.onDuplicateKeyUpdate({ id: sql.ref('id') })
-                : q.onConflict((oc) => oc.column('id').doNothing()),
-            )
-            .compile(),
+          compiled(
+            trx
+              .insertInto('room_queries')
+              .values(
+                (run as Extract<RecordEntry, { kind: 'room_query' }>[]).map((e) => ({
+                  id: roomQueryId(e),
+                  device_id: e.deviceId,
+                  room_id: e.roomId,
+                  queried_at: this.toDb(e.at),
+                })),
+              )
+              .$call((q) =>
+                this.dialect === 'mysql'
+                  ? q.onDuplicateKeyUpdate({ id: sql.ref('id') })
+                  : q.onConflict((oc) => oc.column('id').doNothing()),
+              )
+              .compile(),
+          ),
         ];
     }
   }
 
-  /**
-   * MySQL's message INSERT as text, values escaped inline: what Kysely and mysql2 make of the
-   * same rows (a node per value, then a scan of the SQL for its 3,500 placeholders), written
-   * directly. The hot kind of the record: one row per relayed message.
-   */
-  protected mysqlMessagesInsert(_run: Extract<RecordEntry, { kind: 'message' }>[]): string {
-    throw new Error(`${this.dialect} has no text INSERT of messages`);
+  /** MySQL's message INSERTs (MysqlStore): the hot kind of the record, one row per message. */
+  protected mysqlMessageInserts(_run: Extract<RecordEntry, { kind: 'message' }>[]): BatchStatement[] {
+    throw new Error(`${this.dialect} has no MySQL message INSERT`);
   }
 
   private upsertDevices(
-    trx: Transaction<Database>,
+    trx: Kysely<Database>,
     run: Extract<RecordEntry, { kind: 'device' }>[],
   ): CompiledQuery {
     // One row per device per statement (PostgreSQL refuses to update a row twice in one upsert);
@@ -326,9 +349,25 @@ export class SqlStore implements Store {
   }
 }
 
-/** Runs the statements one after another on the transaction's connection. */
-async function runInOrder(trx: Transaction<Database>, queries: CompiledQuery[]): Promise<void> {
-  for (const q of queries) await trx.executeQuery(q);
+/** A statement of a record batch, as Kysely compiled it. */
+export class CompiledStatement {
+  readonly kind = 'compiled';
+  constructor(readonly query: CompiledQuery) {}
+}
+
+/** A statement for a server-side prepared statement: `sql` with `?` placeholders. */
+export class PreparedStatement {
+  readonly kind = 'prepared';
+  constructor(
+    readonly sql: string,
+    readonly params: (string | number | null)[],
+  ) {}
+}
+
+export type BatchStatement = CompiledStatement | PreparedStatement;
+
+function compiled(query: CompiledQuery): CompiledStatement {
+  return new CompiledStatement(query);
 }
 
 function contentChars(e: RecordEntry): number {
