@@ -14,7 +14,8 @@ describe('authentication with an HS256 shared secret (--jwt-secret)', () => {
   const tokens: string[] = [];
 
   before(async () => {
-    srv = await startServer({ jwtSecret: SECRET }, undefined, { logLines });
+    // Debug: the connected line (where the ?token= path is logged) is a debug line.
+    srv = await startServer({ jwtSecret: SECRET }, undefined, { logLines, logLevel: 'debug' });
   });
   after(async () => {
     await srv.stop();
