@@ -5,7 +5,15 @@
 import { readFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, release, totalmem } from 'node:os';
 import type { BenchOptions } from './options.js';
-import type { HoldOutcome, JoinOutcome, LadderOutcome, SoakOutcome, TrafficStep } from './scenarios.js';
+import {
+  medianJoin,
+  medianStep,
+  type HoldOutcome,
+  type JoinOutcome,
+  type LadderOutcome,
+  type SoakOutcome,
+  type TrafficStep,
+} from './scenarios.js';
 
 export interface MachineInfo {
   nproc: number;
@@ -99,6 +107,8 @@ export function summarise(results: Omit<BenchResults, 'summary'>): SummaryRow[] 
     better: SummaryRow['better'],
     outcomes: Record<string, Outcome<T>> | undefined,
     pick: (o: T) => number | string | undefined,
+    /** The ceiling's value this target is compared with, when it has its own (alternated rounds). */
+    pickBase?: (o: T) => number | undefined,
   ): void => {
     if (!outcomes) return;
     const values: SummaryRow['values'] = {};
@@ -107,10 +117,11 @@ export function summarise(results: Omit<BenchResults, 'summary'>): SummaryRow[] 
       values[t] = o === undefined ? null : (pick(o) ?? null);
     }
     const ratios: SummaryRow['ratios'] = {};
-    const base = values.ceiling;
     for (const t of targets) {
       if (t === 'ceiling') continue;
       const v = values[t];
+      const own = ok(outcomes[t]);
+      const base = (own && pickBase?.(own)) ?? values.ceiling;
       ratios[t] =
         typeof v === 'number' && typeof base === 'number' && base !== 0
           ? Math.round((v / base) * 1000) / 1000
@@ -164,7 +175,7 @@ export function summarise(results: Omit<BenchResults, 'summary'>): SummaryRow[] 
         .find((o) => o?.quarter)?.quarter
     : undefined;
   const quarterNote = quarter
-    ? ` (${quarter.step.offered} msg/s${quarter.rounds ? `; median of ${quarter.rounds.length} alternating rounds` : ''})`
+    ? ` (${quarter.step.offered} msg/s${quarter.rounds ? `; median of ${results.options.rounds} rounds alternated with the ceiling's, each ratio against the ceiling rounds of its own target` : ''})`
     : '';
   row(
     'relay',
@@ -173,21 +184,20 @@ export function summarise(results: Omit<BenchResults, 'summary'>): SummaryRow[] 
     'lower',
     s.relay,
     (o) => o.quarter?.step.latency.p99,
+    (o) => (o.quarter?.ceilingRounds ? medianStep(o.quarter.ceilingRounds)?.latency.p99 : undefined),
   );
   ladderRows('fanout', s.fanout);
 
-  const joinRounds = s.join
-    ? Object.values(s.join)
-        .map(ok)
-        .find((o) => o?.rounds)?.rounds?.length
-    : undefined;
+  const joinRounds =
+    s.join && Object.values(s.join).some((o) => ok(o)?.rounds) ? results.options.rounds : undefined;
   row(
     'join',
-    `full handshakes per second${joinRounds ? ` (median of ${joinRounds} alternating rounds)` : ''}`,
+    `full handshakes per second${joinRounds ? ` (median of ${joinRounds} rounds alternated with the ceiling's, each ratio against the ceiling rounds of its own target)` : ''}`,
     '/s',
     'higher',
     s.join,
     (o) => o.handshakesPerSec,
+    (o) => (o.ceilingRounds ? medianJoin(o.ceilingRounds)?.handshakesPerSec : undefined),
   );
   row('join', 'p50 handshake time', 'ms', 'lower', s.join, (o) => o.handshake.p50);
   row('join', 'p99 handshake time', 'ms', 'lower', s.join, (o) => o.handshake.p99);

@@ -247,7 +247,8 @@ export async function runBench(argv: string[]): Promise<number> {
                 );
                 ceilingRounds.push(...r.ceiling);
                 const step = medianStep(r.target);
-                if (step) ladder.quarter = { reference: 'ceiling', step, rounds: r.target };
+                if (step)
+                  ladder.quarter = { reference: 'ceiling', step, rounds: r.target, ceilingRounds: r.ceiling };
                 return ladder;
               });
             }
@@ -305,11 +306,13 @@ export async function runBench(argv: string[]): Promise<number> {
               out[target.name] = await onTarget('join', target, async (server) => {
                 await warmUp(server);
                 const mine: JoinOutcome[] = [];
+                const theirs: JoinOutcome[] = [];
                 for (let round = 1; round <= opts.rounds && !aborted; round++) {
                   if (ceilingServer) {
                     const c = await runJoin(ctx, ceilingServer);
                     log(`    round ${round}/${opts.rounds} on ceiling: ${describe(c)}`);
                     ceilingRounds.push(c);
+                    theirs.push(c);
                   }
                   const o = await runJoin(ctx, server);
                   log(`    round ${round}/${opts.rounds} on ${target.name}: ${describe(o)}`);
@@ -317,7 +320,7 @@ export async function runBench(argv: string[]): Promise<number> {
                 }
                 const median = medianJoin(mine);
                 if (!median) throw new Error('no join round ran');
-                return median;
+                return { ...median, ceilingRounds: theirs };
               });
             }
           } finally {

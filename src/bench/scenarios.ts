@@ -234,7 +234,7 @@ export async function trafficStep(
   const { opts, workers } = ctx;
   // CPU of the server over the window only.
   let meter: (() => number) | undefined;
-  let serverCpuPct = 0;
+  let serverCpuPct: number | undefined;
   const t1 = setTimeout(() => (meter = cpuMeter(server)), timing.warmupMs);
   const t2 = setTimeout(() => (serverCpuPct = meter?.() ?? 0), timing.warmupMs + timing.durationMs);
   let results: TrafficResult[];
@@ -256,6 +256,9 @@ export async function trafficStep(
   } finally {
     clearTimeout(t1);
     clearTimeout(t2);
+    // The workers can answer before the window's timer fires (a drain with nothing left to wait
+    // for, on a busy machine): the CPU is then read now, a little after the window, not left at 0.
+    serverCpuPct ??= meter?.() ?? 0;
   }
   assertAlive(server);
   const rssKiB = server.rssKiB();
@@ -311,7 +314,15 @@ export interface LadderOutcome extends RoomsSetup {
    * A step at a quarter of the reference saturation (relay only). With `rounds`, the step is the
    * round of median p99 among them (see quarterRounds).
    */
-  quarter: { reference: string; step: TrafficStep; rounds?: TrafficStep[] } | undefined;
+  quarter:
+    | {
+        reference: string;
+        step: TrafficStep;
+        rounds?: TrafficStep[];
+        /** The ceiling's rounds alternated with these: the ratio's reference. */
+        ceilingRounds?: TrafficStep[];
+      }
+    | undefined;
 }
 
 /**
@@ -443,7 +454,9 @@ export interface JoinOutcome {
    * With alternating rounds (--rounds): every round, this outcome being the one of median
    * handshakes per second among them (after one uncounted warm-up run of each server).
    */
-  rounds?: Omit<JoinOutcome, 'rounds'>[];
+  rounds?: Omit<JoinOutcome, 'rounds' | 'ceilingRounds'>[];
+  /** The ceiling's rounds alternated with these: the ratio's reference. */
+  ceilingRounds?: Omit<JoinOutcome, 'rounds' | 'ceilingRounds'>[];
 }
 
 /** The run of median handshakes per second (the lower middle of an even count), with all runs. */
@@ -458,7 +471,7 @@ export async function runJoin(ctx: Context, server: ServerProcess): Promise<Join
   const slices = addressSlices(opts.localAddresses, workers.length);
   const timing = stepTiming(opts);
   let meter: (() => number) | undefined;
-  let serverCpuPct = 0;
+  let serverCpuPct: number | undefined;
   const t1 = setTimeout(() => (meter = cpuMeter(server)), timing.warmupMs);
   const t2 = setTimeout(() => (serverCpuPct = meter?.() ?? 0), timing.warmupMs + timing.durationMs);
   let results: JoinResult[];
@@ -479,6 +492,7 @@ export async function runJoin(ctx: Context, server: ServerProcess): Promise<Join
   } finally {
     clearTimeout(t1);
     clearTimeout(t2);
+    serverCpuPct ??= meter?.() ?? 0; // as in trafficStep
     await closeAll(ctx);
   }
   assertAlive(server);
