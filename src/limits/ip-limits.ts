@@ -26,7 +26,7 @@ const WINDOW_MS = 60_000;
  */
 function isLoopback(ip: string): boolean {
   if (isIPv4(ip)) return ip.startsWith('127.');
-  return ip === '::1' || (ip.startsWith('::ffff:') && isIPv4(ip.slice(7)) && ip.startsWith('::ffff:127.'));
+  return ip === '::1' || (ip.startsWith('::ffff:127.') && isIPv4(ip.slice(7)));
 }
 
 export class IpLimits {

@@ -13,18 +13,18 @@ import { urlParts, type PoolOptions } from './pool-options.js';
 
 /** Rows of a full message INSERT (7 placeholders each). */
 const MESSAGE_ROWS = 500;
-const messageInserts = new Map<number, string>();
+const insertSqlByRows = new Map<number, string>();
 
 /** The message INSERT of n rows; written twice (an unknown commit outcome), a row stays as it is. */
 function messageInsertSql(n: number): string {
-  let sql = messageInserts.get(n);
+  let sql = insertSqlByRows.get(n);
   if (!sql) {
     sql =
       'insert into `messages` (`from_device_id`, `from_identity`, `to_device_id`, `room_id`, ' +
       '`message_content`, `sent_at`, `seq`) values ' +
       new Array(n).fill('(?,?,?,?,?,?,?)').join(',') +
       ' on duplicate key update `seq` = `seq`';
-    messageInserts.set(n, sql);
+    insertSqlByRows.set(n, sql);
   }
   return sql;
 }
@@ -69,7 +69,7 @@ export class MysqlStore extends SqlStore {
    * mariadbd CPU per row, against 11.8–15.9 µs for the same rows as text. Row counts are 500 or a
    * power of two below it, so a connection prepares at most ten shapes of the statement.
    */
-  protected override mysqlMessageInserts(run: Extract<RecordEntry, { kind: 'message' }>[]): BatchStatement[] {
+  protected override messageInserts(run: Extract<RecordEntry, { kind: 'message' }>[]): BatchStatement[] {
     const out: BatchStatement[] = [];
     let i = 0;
     while (i < run.length) {

@@ -8,7 +8,14 @@
  * keyed by (room_id, seq), connections and room_queries by their server-assigned ids, devices are
  * upserted and a connection's close is an update.
  */
-import { Kysely, Migrator, sql, type CompiledQuery } from 'kysely';
+import {
+  Kysely,
+  Migrator,
+  sql,
+  type CompiledQuery,
+  type InsertQueryBuilder,
+  type InsertResult,
+} from 'kysely';
 import type { Database } from './schema.js';
 import {
   roomQueryId,
@@ -200,15 +207,15 @@ export class SqlStore implements Store {
 
   /** The statements that write a run of entries of one kind. */
   private compileRun(run: RecordEntry[]): BatchStatement[] {
-    const trx = this.db;
+    const db = this.db;
     const kind = run[0]!.kind;
     switch (kind) {
       case 'device':
-        return [compiled(this.upsertDevices(trx, run as Extract<RecordEntry, { kind: 'device' }>[]))];
+        return [compiled(this.upsertDevices(db, run as Extract<RecordEntry, { kind: 'device' }>[]))];
       case 'connection_open':
         return [
           compiled(
-            trx
+            db
               .insertInto('connections')
               .values(
                 (run as Extract<RecordEntry, { kind: 'connection_open' }>[]).map((e) => ({
@@ -221,51 +228,26 @@ export class SqlStore implements Store {
                   client_ip: e.clientIp,
                 })),
               )
-              .$call((q) =>
-                this.dialect === 'mysql'
-                  ? q.onDuplicateKeyUpdate({ id: sql.ref('id') })
-                  : q.onConflict((oc) => oc.column('id').doNothing()),
-              )
+              .$call(this.keepExistingId)
               .compile(),
           ),
         ];
       case 'connection_close':
         return (run as Extract<RecordEntry, { kind: 'connection_close' }>[]).map((e) =>
           compiled(
-            trx
+            db
               .updateTable('connections')
               .set({ disconnected_at: this.toDb(e.at) })
               .where('id', '=', e.id)
               .compile(),
           ),
         );
-      case 'message': {
-        const messages = run as Extract<RecordEntry, { kind: 'message' }>[];
-        if (this.dialect === 'mysql') return this.mysqlMessageInserts(messages);
-        return [
-          compiled(
-            trx
-              .insertInto('messages')
-              .values(
-                messages.map((e) => ({
-                  from_device_id: e.fromDeviceId,
-                  from_identity: e.fromIdentity,
-                  to_device_id: e.toDeviceId,
-                  room_id: e.roomId,
-                  message_content: e.content,
-                  sent_at: this.toDb(e.sentAt),
-                  seq: e.seq,
-                })),
-              )
-              .onConflict((oc) => oc.columns(['room_id', 'seq']).doNothing())
-              .compile(),
-          ),
-        ];
-      }
+      case 'message':
+        return this.messageInserts(run as Extract<RecordEntry, { kind: 'message' }>[]);
       case 'room_query':
         return [
           compiled(
-            trx
+            db
               .insertInto('room_queries')
               .values(
                 (run as Extract<RecordEntry, { kind: 'room_query' }>[]).map((e) => ({
@@ -275,24 +257,49 @@ export class SqlStore implements Store {
                   queried_at: this.toDb(e.at),
                 })),
               )
-              .$call((q) =>
-                this.dialect === 'mysql'
-                  ? q.onDuplicateKeyUpdate({ id: sql.ref('id') })
-                  : q.onConflict((oc) => oc.column('id').doNothing()),
-              )
+              .$call(this.keepExistingId)
               .compile(),
           ),
         ];
     }
   }
 
-  /** MySQL's message INSERTs (MysqlStore): the hot kind of the record, one row per message. */
-  protected mysqlMessageInserts(_run: Extract<RecordEntry, { kind: 'message' }>[]): BatchStatement[] {
-    throw new Error(`${this.dialect} has no MySQL message INSERT`);
+  /** A row whose server-assigned id is there already stays as it is (a batch written twice). */
+  private readonly keepExistingId = <TB extends 'connections' | 'room_queries'>(
+    q: InsertQueryBuilder<Database, TB, InsertResult>,
+  ): InsertQueryBuilder<Database, TB, InsertResult> =>
+    this.dialect === 'mysql'
+      ? q.modifyEnd(sql`on duplicate key update ${sql.ref('id')} = ${sql.ref('id')}`)
+      : q.onConflict((oc) => oc.column('id').doNothing());
+
+  /**
+   * The INSERTs of a run of messages, the hot kind of the record (one row per message); MySQL
+   * overrides it with prepared statements. Written twice, a (room_id, seq) inserts nothing.
+   */
+  protected messageInserts(run: Extract<RecordEntry, { kind: 'message' }>[]): BatchStatement[] {
+    return [
+      compiled(
+        this.db
+          .insertInto('messages')
+          .values(
+            run.map((e) => ({
+              from_device_id: e.fromDeviceId,
+              from_identity: e.fromIdentity,
+              to_device_id: e.toDeviceId,
+              room_id: e.roomId,
+              message_content: e.content,
+              sent_at: this.toDb(e.sentAt),
+              seq: e.seq,
+            })),
+          )
+          .onConflict((oc) => oc.columns(['room_id', 'seq']).doNothing())
+          .compile(),
+      ),
+    ];
   }
 
   private upsertDevices(
-    trx: Kysely<Database>,
+    db: Kysely<Database>,
     run: Extract<RecordEntry, { kind: 'device' }>[],
   ): CompiledQuery {
     // One row per device per statement (PostgreSQL refuses to update a row twice in one upsert);
@@ -309,7 +316,7 @@ export class SqlStore implements Store {
       last_room_id: last.roomId,
       last_identity: last.identity,
     }));
-    const insert = trx.insertInto('devices').values(rows);
+    const insert = db.insertInto('devices').values(rows);
     if (this.dialect === 'mysql') {
       return insert
         .onDuplicateKeyUpdate({
