@@ -347,10 +347,14 @@ export const SETTINGS: SettingSpec[] = [
     env: 'WRITER_BATCH_SIZE',
     // Large transactions amortise commit cost (each dirty index page is written once per commit).
     // A batch is what accumulated during one flush interval (or this many), so the cap matters
-    // when the writer is behind: SQLite rows cost 5.0 µs in 5,000-row transactions, 4.0 in
-    // 20,000-row ones; 20,000 let the writer catch up at 59,000 msg/s where 5,000 kept it behind.
-    schema: int(1, 100_000).default(20_000),
-    shownDefault: '20000',
+    // only when the writer is behind, and there it sets the pace: each batch waits for event-loop
+    // turns (its hand-off, then its commit's answer), and an overloaded relay's turns last
+    // 100-300 ms. Measured at 80,000 msg/s offered (relay 500×2, SQLite): 20,000-row batches
+    // went through at ~57,000 rows/s, the queue reached its bound and reading paused
+    // (41,000-43,000 msg/s delivered); with 100,000 the batches settled at 20,000-55,000 rows,
+    // the writer kept up and 75,000-78,000 msg/s were delivered.
+    schema: int(1, 1_000_000).default(100_000),
+    shownDefault: '100000',
     description: 'Most records the batching writer puts in one transaction.',
   },
   {
@@ -379,7 +383,7 @@ export const SETTINGS: SettingSpec[] = [
     key: 'writerTimeoutMs',
     flag: 'writer-timeout-ms',
     env: 'WRITER_TIMEOUT_MS',
-    // Far above a healthy batch (20,000 rows: well under a second on every backend measured) and
+    // Far above a healthy batch (100,000 rows: a few seconds at most on every backend measured) and
     // below MariaDB's 50 s lock wait; without a bound, a write stuck on a lock kept reading
     // paused for as long as the lock lasted.
     schema: int(100, 3_600_000).default(30_000),
