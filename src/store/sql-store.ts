@@ -211,7 +211,7 @@ export class SqlStore implements Store {
     const kind = run[0]!.kind;
     switch (kind) {
       case 'device':
-        return [compiled(this.upsertDevices(db, run as Extract<RecordEntry, { kind: 'device' }>[]))];
+        return [compiled(this.upsertDevices(run as Extract<RecordEntry, { kind: 'device' }>[]))];
       case 'connection_open':
         return [
           compiled(
@@ -298,10 +298,7 @@ export class SqlStore implements Store {
     ];
   }
 
-  private upsertDevices(
-    db: Kysely<Database>,
-    run: Extract<RecordEntry, { kind: 'device' }>[],
-  ): CompiledQuery {
+  private upsertDevices(run: Extract<RecordEntry, { kind: 'device' }>[]): CompiledQuery {
     // One row per device per statement (PostgreSQL refuses to update a row twice in one upsert);
     // the latest assignment wins, the first connection time is the earliest seen.
     const byDevice = new Map<string, { first: Timestamp; last: Extract<RecordEntry, { kind: 'device' }> }>();
@@ -316,7 +313,7 @@ export class SqlStore implements Store {
       last_room_id: last.roomId,
       last_identity: last.identity,
     }));
-    const insert = db.insertInto('devices').values(rows);
+    const insert = this.db.insertInto('devices').values(rows);
     if (this.dialect === 'mysql') {
       return insert
         .onDuplicateKeyUpdate({
