@@ -14,9 +14,9 @@ const { path, nice } = workerData as { path: string; nice: number };
 lowerPriority(nice);
 const db = configure(new BetterSqlite3(path));
 // The records arrive in an order that satisfies the foreign keys (a room before its members, a
-// device before its connections); checking them costs two index lookups per message row (about a
-// third of its cost), and a violation would only mean refusing a record we must keep. The
-// schema still declares them, and MySQL/PostgreSQL enforce them.
+// device before its connections); checking them costs parent lookups on every row of connections
+// and room queries, and a violation would only mean refusing a record we must keep. The schema
+// still declares them (messages have none: migration 0003), and MySQL/PostgreSQL enforce them.
 db.pragma('foreign_keys = OFF');
 const writes = sqliteWrites(db);
 const port = parentPort!;

@@ -1,7 +1,7 @@
 /**
  * The seed's five tables, plus `messages.seq` (per-room order). Indexes only for the queries the
  * server makes (every index costs each insert on the message path); MySQL adds its own for
- * foreign keys. Column types per backend come from column-types.ts.
+ * foreign keys (those of `messages` are dropped again by 0003). Column types per backend come from column-types.ts.
  */
 import {
   sql,

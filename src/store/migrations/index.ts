@@ -6,11 +6,13 @@ import type { Migration } from 'kysely';
 import type { Dialect } from '../store.js';
 import { initial } from './0001-initial.js';
 import { messageSenderIdentity } from './0002-message-sender-identity.js';
+import { messagesWithoutForeignKeys } from './0003-messages-without-foreign-keys.js';
 
 /** Name → migration, in order. Names sort lexically, as Kysely's Migrator requires. */
 export function migrations(dialect: Dialect): Record<string, Migration> {
   return {
     '0001-initial': initial(dialect),
     '0002-message-sender-identity': messageSenderIdentity(dialect),
+    '0003-messages-without-foreign-keys': messagesWithoutForeignKeys(dialect),
   };
 }
