@@ -68,7 +68,7 @@ export const SETTINGS: SettingSpec[] = [
     flag: 'db-pool-max',
     env: 'DB_POOL_MAX',
     // The original Go server's pool: SetMaxOpenConns(10). Reads happen only at hello time and the
-    // writer uses one connection, so 10 is plenty.
+    // record writer's thread has a pool of its own (2 connections), so 10 is plenty.
     schema: int(1, 1000).default(10),
     shownDefault: '10',
     description: 'MySQL/PostgreSQL: most open database connections.',

@@ -7,7 +7,13 @@
 import { createPool, type Pool } from 'mysql2';
 import { Kysely, MysqlDialect } from 'kysely';
 import type { Database } from './schema.js';
-import { PreparedStatement, SqlStore, type BatchStatement } from './sql-store.js';
+import {
+  PreparedStatement,
+  SqlStore,
+  type BatchStatement,
+  type BatchWrites,
+  type ThreadTarget,
+} from './sql-store.js';
 import type { RecordEntry, Timestamp } from './store.js';
 import { urlParts, type PoolOptions } from './pool-options.js';
 
@@ -30,12 +36,15 @@ function messageInsertSql(n: number): string {
 }
 
 export class MysqlStore extends SqlStore {
-  private constructor(private readonly pool: Pool) {
-    super('mysql', new Kysely<Database>({ dialect: new MysqlDialect({ pool }) }));
+  private constructor(
+    private readonly pool: Pool,
+    threadTarget: ThreadTarget | undefined,
+  ) {
+    super('mysql', new Kysely<Database>({ dialect: new MysqlDialect({ pool }) }), threadTarget);
   }
 
   /** `url`: mysql://user:password@host:port/database (mariadb:// too). */
-  static open(url: string, options: PoolOptions): MysqlStore {
+  static open(url: string, options: PoolOptions, writes: BatchWrites = 'thread'): MysqlStore {
     const u = urlParts(url);
     if (!u.database) throw new Error('the MySQL URL names no database (mysql://user:password@host/database)');
     const pool = createPool({
@@ -55,7 +64,7 @@ export class MysqlStore extends SqlStore {
       supportBigNumbers: true,
       bigNumberStrings: false,
     });
-    return new MysqlStore(pool);
+    return new MysqlStore(pool, writes === 'thread' ? { url, pool: options } : undefined);
   }
 
   /** ISO 8601 → DATETIME(3) text in UTC. */

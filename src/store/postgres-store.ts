@@ -8,7 +8,7 @@ import pg from 'pg';
 import { Kysely, PostgresDialect, type PostgresPool, type PostgresPoolClient } from 'kysely';
 import type { Logger } from 'pino';
 import type { Database } from './schema.js';
-import { SqlStore } from './sql-store.js';
+import { SqlStore, type BatchWrites, type ThreadTarget } from './sql-store.js';
 import { urlParts, type PoolOptions } from './pool-options.js';
 
 const INT8_OID = 20;
@@ -22,12 +22,21 @@ export const pgTypes = {
 };
 
 export class PostgresStore extends SqlStore {
-  private constructor(pool: pg.Pool, log: Logger | undefined) {
-    super('postgres', new Kysely<Database>({ dialect: new PostgresDialect({ pool: guarded(pool, log) }) }));
+  private constructor(pool: pg.Pool, log: Logger | undefined, threadTarget: ThreadTarget | undefined) {
+    super(
+      'postgres',
+      new Kysely<Database>({ dialect: new PostgresDialect({ pool: guarded(pool, log) }) }),
+      threadTarget,
+    );
   }
 
   /** `url`: postgres://user:password@host:port/database (postgresql:// too). */
-  static open(url: string, options: PoolOptions, log?: Logger): PostgresStore {
+  static open(
+    url: string,
+    options: PoolOptions,
+    log?: Logger,
+    writes: BatchWrites = 'thread',
+  ): PostgresStore {
     const u = urlParts(url);
     const pool = new pg.Pool({
       host: u.params.get('host') ?? u.host,
@@ -47,7 +56,7 @@ export class PostgresStore extends SqlStore {
     // An idle client whose server went away emits 'error' on the pool; unhandled, it would end
     // the process. The writer and the readiness check report the outage; this is only detail.
     pool.on('error', (err) => log?.debug({ err: err.message }, 'database: idle connection lost'));
-    return new PostgresStore(pool, log);
+    return new PostgresStore(pool, log, writes === 'thread' ? { url, pool: options } : undefined);
   }
 }
 

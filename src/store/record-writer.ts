@@ -429,7 +429,7 @@ export class RecordWriter {
 }
 
 /** An error's message, never its connection details (no URL or password ever reaches a log). */
-function errorText(err: unknown): string {
+export function errorText(err: unknown): string {
   if (err instanceof Error) {
     const code = (err as { code?: unknown }).code;
     return code ? `${String(code)}: ${err.message}` : err.message;

@@ -29,6 +29,8 @@ import {
   type Timestamp,
 } from './store.js';
 import { migrations } from './migrations/index.js';
+import type { PoolOptions } from './pool-options.js';
+import { WriterThread } from './writer-thread.js';
 
 /** Rows per multi-row INSERT: keeps every backend under its bound-parameter limit. */
 const ROWS_PER_INSERT = 500;
@@ -38,10 +40,29 @@ const ROWS_PER_INSERT = 500;
  */
 const CONTENT_CHARS_PER_INSERT = 1_000_000;
 
+/**
+ * Where a database server's record batches are written: on a writer thread of the store's own
+ * (the server's default, see sql-writer-thread.ts), or inline (that thread's own store, tools).
+ */
+export type BatchWrites = 'thread' | 'inline';
+
+/** What a database server's writer thread opens: the same database, with a pool of its own. */
+export interface ThreadTarget {
+  url: string;
+  pool: PoolOptions;
+}
+
+/** Connections of a writer thread's pool: its batch, and a retry of one that hangs. */
+const WRITER_POOL: Pick<PoolOptions, 'max' | 'idle'> = { max: 2, idle: 1 };
+
 export class SqlStore implements Store {
+  private writerThread: WriterThread | undefined;
+
   constructor(
     readonly dialect: Dialect,
     protected readonly db: Kysely<Database>,
+    /** A server database's URL and pool, when its batches are written on a thread once migrated. */
+    private readonly threadTarget?: ThreadTarget,
   ) {}
 
   async migrate(): Promise<string[]> {
@@ -54,6 +75,12 @@ export class SqlStore implements Store {
     });
     const { error, results } = await migrator.migrateToLatest();
     if (error) throw error instanceof Error ? error : new Error(String(error));
+    if (this.threadTarget && !this.writerThread) {
+      const { url, pool } = this.threadTarget;
+      this.writerThread = new WriterThread('sql-writer-thread', { url, pool: { ...pool, ...WRITER_POOL } });
+      // Started and connected now: the first batch's write timeout must not pay for it.
+      await this.writerThread.request({ op: 'ready' });
+    }
     return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
   }
 
@@ -159,6 +186,10 @@ export class SqlStore implements Store {
 
   async write(entries: readonly RecordEntry[]): Promise<void> {
     if (entries.length === 0) return;
+    if (this.writerThread) {
+      await this.writerThread.write(entries);
+      return;
+    }
     await this.inTransaction(async (exec) => {
       // Consecutive entries of one kind become one multi-row statement; kinds keep their order,
       // so a device row precedes its connection, and a connection's open precedes its close.
@@ -339,6 +370,7 @@ export class SqlStore implements Store {
   }
 
   async close(): Promise<void> {
+    await this.writerThread?.close();
     await this.db.destroy();
   }
 

@@ -9,12 +9,12 @@ import {
   visitRecords,
   type RecordColumns,
   type RecordVisitor,
-} from './sqlite-writer-protocol.js';
+} from './writer-thread-protocol.js';
 
 export interface SqliteWrites {
   /** The entries in one transaction, in order. */
   writeAll(entries: readonly RecordEntry[]): void;
-  /** Records in the writer thread's flat form (sqlite-writer-protocol.ts), inside the caller's transaction. */
+  /** Records in the writer thread's flat form (writer-thread-protocol.ts), inside the caller's transaction. */
   apply(records: RecordColumns): void;
   /** true if inserted, false if the code is taken. */
   insertRoom(roomId: string, createdAt: Timestamp): boolean;

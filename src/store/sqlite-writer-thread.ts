@@ -8,7 +8,7 @@ import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import BetterSqlite3 from 'better-sqlite3';
 import { configure, sqliteWrites } from './sqlite-batch.js';
-import type { WriterRequest, WriterResponse } from './sqlite-writer-protocol.js';
+import type { WriterRequest, WriterResponse } from './writer-thread-protocol.js';
 
 const { path, nice } = workerData as { path: string; nice: number };
 lowerPriority(nice);
@@ -89,6 +89,9 @@ function handle(req: Exclude<WriterRequest, { op: 'stage' | 'write' }>): void {
         break;
       case 'closeOpenConnections':
         res = { id: req.id, ok: true, value: writes.closeOpenConnections(req.at) };
+        break;
+      case 'ready':
+        res = { id: req.id, ok: true, value: 0 };
         break;
       case 'close':
         db.close();

@@ -1,5 +1,5 @@
 /**
- * Messages between SqliteStore and its writer thread.
+ * Messages between a store and its writer thread (writer-thread.ts).
  *
  * A batch crosses as flat arrays of primitives (see `encodeRecords`), not as record objects:
  * structured clone copies a flat array several times faster, and the copy runs on the event loop.
@@ -17,6 +17,8 @@ export type WriterRequest =
   | { id: number; op: 'write'; records: RecordColumns; count: number }
   | { id: number; op: 'insertRoom'; roomId: string; createdAt: Timestamp }
   | { id: number; op: 'closeOpenConnections'; at: Timestamp }
+  /** Answered once the thread is up (and, for a database server, connected). */
+  | { id: number; op: 'ready' }
   | { id: number; op: 'close' };
 
 export type WriterResponse =
@@ -120,4 +122,18 @@ export function visitRecords(c: RecordColumns, v: RecordVisitor): void {
         throw new Error(`bad record tag ${String(c[i])} at ${i}`);
     }
   }
+}
+
+/** The flat form back into entries, appended to `out` (MySQL's and PostgreSQL's thread). */
+export function decodeRecords(c: RecordColumns, out: RecordEntry[]): RecordEntry[] {
+  visitRecords(c, {
+    message: (roomId, seq, fromDeviceId, fromIdentity, toDeviceId, content, sentAt) =>
+      out.push({ kind: 'message', roomId, seq, fromDeviceId, fromIdentity, toDeviceId, content, sentAt }),
+    device: (deviceId, identity, roomId, at) => out.push({ kind: 'device', deviceId, identity, roomId, at }),
+    connectionOpen: (id, deviceId, roomId, identity, clientIp, at) =>
+      out.push({ kind: 'connection_open', id, deviceId, roomId, identity, clientIp, at }),
+    connectionClose: (id, at) => out.push({ kind: 'connection_close', id, at }),
+    roomQuery: (id, deviceId, roomId, at) => out.push({ kind: 'room_query', id, deviceId, roomId, at }),
+  });
+  return out;
 }
