@@ -192,6 +192,63 @@ describe(`storage on ${TEST_DATABASE}`, () => {
     assert.equal(Number(queries[0]!.n), 23);
   });
 
+  it('one batch in which a device joins a room, leaves, and joins another: its row ends in the later room, each stay recorded', async () => {
+    const [roomA, roomB] = ['STORE003', 'STORE004'];
+    const t = (s: number) => `2026-11-26T13:00:0${s}.000Z`;
+    assert.equal(await store.insertRoom(roomA, t(0)), true);
+    assert.equal(await store.insertRoom(roomB, t(0)), true);
+    const stay = (id: number, roomId: string, at: string): RecordEntry[] => [
+      { kind: 'device', deviceId: 'dev-3', identity: `three-${id}`, roomId, at },
+      {
+        kind: 'connection_open',
+        id,
+        deviceId: 'dev-3',
+        roomId,
+        identity: `three-${id}`,
+        clientIp: '10.0.0.3',
+        at,
+      },
+    ];
+    await store.write([
+      ...stay(301, roomA, t(1)),
+      {
+        kind: 'message',
+        roomId: roomA,
+        seq: 1,
+        fromDeviceId: 'dev-3',
+        fromIdentity: 'three-301',
+        toDeviceId: null,
+        content: '{}',
+        sentAt: t(1),
+      },
+      { kind: 'connection_close', id: 301, at: t(2) },
+      ...stay(302, roomB, t(3)),
+      { kind: 'room_query', id: 3001, deviceId: 'dev-3', roomId: roomB, at: t(4) },
+    ]);
+    assert.deepEqual(
+      await rows(
+        "select device_id, first_connected_at, last_connected_at, last_room_id, last_identity from devices where device_id = 'dev-3'",
+      ),
+      [
+        {
+          device_id: 'dev-3',
+          first_connected_at: t(1),
+          last_connected_at: t(3),
+          last_room_id: roomB,
+          last_identity: 'three-302',
+        },
+      ],
+    );
+    assert.deepEqual(
+      await rows('select id, room_id, disconnected_at from connections where id in (301, 302) order by id'),
+      [
+        { id: 301, room_id: roomA, disconnected_at: t(2) },
+        { id: 302, room_id: roomB, disconnected_at: null },
+      ],
+    );
+    assert.deepEqual(await rows('select id from room_queries where id = 3001'), [{ id: 3001 }]);
+  });
+
   it('RecordWriter: past its memory bound records go to the spool; when the database is back, all are written once, in order, and the spool is deleted', async () => {
     let down = true;
     let failures = 0;

@@ -190,12 +190,12 @@ export class SqlStore implements Store {
       await this.writerThread.write(entries);
       return;
     }
+    entries = byKind(entries);
     await this.inTransaction(async (exec) => {
-      // Consecutive entries of one kind become one multi-row statement; kinds keep their order,
-      // so a device row precedes its connection, and a connection's open precedes its close.
-      // Statements run one after another on the transaction's connection, and the next one is
-      // built while the database runs the current one: building a 500-row INSERT is about a
-      // third of a row's cost, and done in turn it left the database idle for that long.
+      // Consecutive entries of one kind become one multi-row statement. Statements run one after
+      // another on the transaction's connection, and the next one is built while the database
+      // runs the current one: building a 500-row INSERT is about a third of a row's cost, and
+      // done in turn it left the database idle for that long.
       let running: Promise<void> | undefined;
       let i = 0;
       while (i < entries.length) {
@@ -404,6 +404,31 @@ export type BatchStatement = CompiledStatement | PreparedStatement;
 
 function compiled(query: CompiledQuery): CompiledStatement {
   return new CompiledStatement(query);
+}
+
+/**
+ * The kinds in the order a batch writes them: a device row before its connections and room
+ * queries, a connection's open before its close; messages have no foreign keys (migration 0003).
+ */
+const KIND_ORDER: readonly RecordEntry['kind'][] = [
+  'device',
+  'connection_open',
+  'connection_close',
+  'message',
+  'room_query',
+];
+
+/**
+ * The batch grouped by kind (each kind in its own order), so that joins interleaving device and
+ * connection records make two statements, not two per join. One transaction writes the whole
+ * batch, so no reader sees the order inside it; a device's upserts merge as they would in turn.
+ */
+function byKind(entries: readonly RecordEntry[]): readonly RecordEntry[] {
+  const first = entries[0]!.kind;
+  if (entries.every((e) => e.kind === first)) return entries; // the relay's batches: messages only
+  const groups = new Map<RecordEntry['kind'], RecordEntry[]>(KIND_ORDER.map((k) => [k, []]));
+  for (const e of entries) groups.get(e.kind)!.push(e);
+  return KIND_ORDER.flatMap((k) => groups.get(k)!);
 }
 
 function contentChars(e: RecordEntry): number {
