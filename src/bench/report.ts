@@ -562,9 +562,9 @@ Node ${m.node}, Linux ${m.kernel}, open-file limit ${m.openFileLimit}; load aver
 ${m.loadAverageAtStart}. The load generator (${o.workers} worker processes) shares these CPUs with
 the server under test, so on a small machine the figures are a lower bound for the server and the
 ceiling is partly the generator's own limit. For mysql and postgres the database server runs on
-the same CPUs too: every recorded row costs its CPU (MariaDB 10.11, measured here: about 9–10 µs
-per message row in 500-row prepared INSERTs, 12–16 µs as text), out of the budget the relay and
-the generator share.
+the same CPUs too: every recorded row costs its CPU (MariaDB 10.11, measured here: about 6 µs
+per message row in 500-row prepared INSERTs, 12–13 µs while \`messages\` had foreign keys), out
+of the budget the relay and the generator share.
 
 \`\`\`sh
 ${results.reproduce}
