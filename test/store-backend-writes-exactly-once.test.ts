@@ -256,12 +256,12 @@ describe(`storage on ${TEST_DATABASE}`, () => {
     // The database "goes away": writes fail; the first write after it returns commits and then
     // reports a failure (an unknown outcome), so that the writer writes that batch again.
     const flaky: Store = Object.create(store) as Store;
-    flaky.write = async (entries) => {
+    flaky.writeEncoded = async (records) => {
       if (down) {
         failures++;
         throw new Error('connect ECONNREFUSED');
       }
-      await store.write(entries);
+      await store.writeEncoded(records);
       if (commitThenFail) {
         commitThenFail = false;
         throw new Error('Connection lost during COMMIT');
@@ -318,7 +318,7 @@ describe(`storage on ${TEST_DATABASE}`, () => {
 
   it('RecordWriter: a shutdown while the database is away spools everything; a new writer replays it', async () => {
     const down: Store = Object.create(store) as Store;
-    down.write = async () => {
+    down.writeEncoded = async () => {
       throw new Error('connect ECONNREFUSED');
     };
     const spoolPath = join(dir, 'spool', 'shutdown.jsonl');

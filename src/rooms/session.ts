@@ -496,16 +496,8 @@ export class Session implements Member {
   /** Records a message and publishes it to the room; returns its seq. */
   private accept(room: Room, text: string, payload: Buffer, to: string | null, now: string): number {
     const seq = ++room.seq;
-    this.ctx.writer.append({
-      kind: 'message',
-      roomId: room.id,
-      seq,
-      fromDeviceId: this.deviceId,
-      fromIdentity: this.identity,
-      toDeviceId: to,
-      content: text,
-      sentAt: now,
-    });
+    // The record's content is the text's UTF-8, which is `payload` byte for byte.
+    this.ctx.writer.appendMessage(room.id, seq, this.deviceId, this.identity, to, payload, now);
     this.ctx.bus.publish({
       roomId: room.id,
       seq,

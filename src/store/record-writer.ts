@@ -1,6 +1,7 @@
 /**
- * The batching writer: records are appended on the hot path (an array push) and written off it,
- * many per transaction, in the order they were made.
+ * The batching writer: records are appended on the hot path (encoded into the record queue's
+ * shared buffers, record-queue.ts) and written off it, many per transaction, in the order they
+ * were made.
  *
  * While the database refuses a batch, the batch is retried with backoff; records made meanwhile
  * wait in memory, up to `queueMax`, and past that are appended to the spool file on local disk
@@ -21,6 +22,7 @@
  */
 import type { Logger } from 'pino';
 import type { RecordEntry, Store } from './store.js';
+import { decodeEntries, encodeEntries, RecordQueue, type EncodedRecords } from './record-queue.js';
 import { ServerIds } from './server-ids.js';
 import { Spool } from './spool.js';
 
@@ -58,7 +60,7 @@ const HARD_QUEUE_FACTOR = 4;
 const RETRY_MAX_MS = 2_000;
 
 interface Inflight {
-  entries: RecordEntry[];
+  records: EncodedRecords;
   /** Set when the same entries are the spool's front lines (lines and bytes there). */
   spooled: { lines: number; bytes: number } | undefined;
 }
@@ -71,8 +73,7 @@ interface Waiter {
 }
 
 export class RecordWriter {
-  private queue: RecordEntry[] = [];
-  private head = 0;
+  private readonly queue = new RecordQueue();
   private inflight: Inflight | undefined;
   private readonly spool: Spool | undefined;
   private readonly queueMax: number;
@@ -91,7 +92,10 @@ export class RecordWriter {
   /** Entries ever appended / ever committed: a ticket is the appended count at some moment. */
   private appended = 0;
   private written = 0;
-  /** Ids for room_query records (server-assigned, so that a rewrite inserts nothing twice). */
+  /**
+   * Ids for room_query records: server-assigned when appended, so that a rewrite inserts nothing
+   * twice.
+   */
   readonly roomQueryIds = new ServerIds(0);
 
   constructor(
@@ -134,7 +138,7 @@ export class RecordWriter {
 
   /** Entries waiting in memory (not in flight, not spooled). */
   private get queued(): number {
-    return this.queue.length - this.head;
+    return this.queue.length;
   }
 
   /** Whether the database is behind: the server should stop reading from clients meanwhile. */
@@ -153,8 +157,14 @@ export class RecordWriter {
   }
 
   append(entry: RecordEntry): void {
+    if (entry.kind === 'room_query' && entry.id === undefined) entry.id = this.roomQueryIds.next();
     this.queue.push(entry);
     this.appended++;
+    this.afterAppend();
+  }
+
+  /** Bounds and flush timing, after each append. */
+  private afterAppend(): void {
     if (this.queued >= this.queueMax) this.overQueueMax();
     if (this.running || this.timer) return;
     if (this.queued >= this.options.batchSize || this.options.flushMs === 0) {
@@ -162,6 +172,21 @@ export class RecordWriter {
     } else {
       this.timer = setTimeout(this.run, this.options.flushMs);
     }
+  }
+
+  /** append() of a message record, for the hot path: see RecordQueue.pushMessage. */
+  appendMessage(
+    roomId: string,
+    seq: number,
+    fromDeviceId: string,
+    fromIdentity: string,
+    toDeviceId: string | null,
+    content: Buffer,
+    sentAt: string,
+  ): void {
+    this.queue.pushMessage(roomId, seq, fromDeviceId, fromIdentity, toDeviceId, content, sentAt);
+    this.appended++;
+    this.afterAppend();
   }
 
   /**
@@ -275,21 +300,11 @@ export class RecordWriter {
     }
     if (this.inflight && !this.inflight.spooled) {
       // The spool holds nothing unread now (it is read before memory), so these become its front.
-      const entries = this.withIds(this.inflight.entries);
+      const entries = decodeEntries(this.inflight.records);
       this.inflight.spooled = { lines: entries.length, bytes: spool.append(entries) };
     }
-    const rest = this.queue.slice(this.head);
-    this.queue = [];
-    this.head = 0;
-    spool.append(this.withIds(rest));
-  }
-
-  /** Gives every room_query its id before it is first written or spooled. */
-  private withIds(entries: RecordEntry[]): RecordEntry[] {
-    for (const e of entries) {
-      if (e.kind === 'room_query' && e.id === undefined) e.id = this.roomQueryIds.next();
-    }
-    return entries;
+    const rest = this.queue.take(this.queue.length);
+    if (rest) spool.append(decodeEntries(rest));
   }
 
   /** The next batch: the spool's front, else memory. */
@@ -297,22 +312,14 @@ export class RecordWriter {
     if (this.spool && this.spool.unreadBytes > 0) {
       const batch = this.spool.read(this.options.batchSize);
       if (batch.lines > 0) {
-        return { entries: batch.entries, spooled: { lines: batch.lines, bytes: batch.bytes } };
+        return {
+          records: encodeEntries(batch.entries),
+          spooled: { lines: batch.lines, bytes: batch.bytes },
+        };
       }
     }
-    if (this.head >= this.queue.length) return undefined;
-    const end = Math.min(this.queue.length, this.head + this.options.batchSize);
-    const entries = this.withIds(this.queue.slice(this.head, end));
-    this.head = end;
-    if (this.head === this.queue.length) {
-      this.queue = [];
-      this.head = 0;
-    } else if (this.head > 4096 && this.head * 2 > this.queue.length) {
-      // Compact now and then rather than shifting on every batch.
-      this.queue = this.queue.slice(this.head);
-      this.head = 0;
-    }
-    return { entries, spooled: undefined };
+    const records = this.queue.take(this.options.batchSize);
+    return records && { records, spooled: undefined };
   }
 
   private readonly run = (): void => {
@@ -322,7 +329,7 @@ export class RecordWriter {
       this.running = undefined;
       this.wake();
       // Entries appended while the last write was finishing.
-      if (!this.closed && (this.head < this.queue.length || (this.spool?.unreadBytes ?? 0) > 0)) this.kick();
+      if (!this.closed && (this.queue.length > 0 || (this.spool?.unreadBytes ?? 0) > 0)) this.kick();
     });
   };
 
@@ -332,7 +339,7 @@ export class RecordWriter {
       const batch = this.inflight;
       if (!batch) break;
       try {
-        if (batch.entries.length) await this.timed(this.store.write(batch.entries));
+        if (batch.records.count) await this.timed(this.store.writeEncoded(batch.records));
       } catch (err) {
         if (this.closed) return;
         this.onFailure(err);
@@ -343,7 +350,7 @@ export class RecordWriter {
       if (this.closed) return; // shutting down: the batch is in the spool as well; a rewrite is harmless
       this.onSuccess();
       this.inflight = undefined;
-      const lines = batch.spooled ? batch.spooled.lines : batch.entries.length;
+      const lines = batch.spooled ? batch.spooled.lines : batch.records.count;
       if (batch.spooled) this.spool!.commit(batch.spooled.lines, batch.spooled.bytes);
       this.written += lines;
       if (this.isBehind && this.queued <= this.queueMax / 2) this.setBehind(false);

@@ -31,6 +31,7 @@ import {
 import { migrations } from './migrations/index.js';
 import type { PoolOptions } from './pool-options.js';
 import { WriterThread } from './writer-thread.js';
+import { decodeEntries, encodeEntries, type EncodedRecords } from './record-queue.js';
 
 /** Rows per multi-row INSERT: keeps every backend under its bound-parameter limit. */
 const ROWS_PER_INSERT = 500;
@@ -184,10 +185,16 @@ export class SqlStore implements Store {
     return Number(result.numUpdatedRows);
   }
 
+  async writeEncoded(records: EncodedRecords): Promise<void> {
+    if (records.count === 0) return;
+    if (this.writerThread) await this.writerThread.write(records);
+    else await this.write(decodeEntries(records));
+  }
+
   async write(entries: readonly RecordEntry[]): Promise<void> {
     if (entries.length === 0) return;
     if (this.writerThread) {
-      await this.writerThread.write(entries);
+      await this.writerThread.write(encodeEntries(entries));
       return;
     }
     entries = byKind(entries);

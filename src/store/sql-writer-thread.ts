@@ -13,8 +13,8 @@ import { MysqlStore } from './mysql-store.js';
 import { PostgresStore } from './postgres-store.js';
 import { errorText } from './record-writer.js';
 import type { ThreadTarget } from './sql-store.js';
-import type { RecordEntry } from './store.js';
-import { decodeRecords, type WriterRequest, type WriterResponse } from './writer-thread-protocol.js';
+import { decodeEntries } from './record-queue.js';
+import type { WriterRequest, WriterResponse } from './writer-thread-protocol.js';
 
 const { url, pool } = workerData as ThreadTarget;
 const store =
@@ -22,17 +22,11 @@ const store =
     ? MysqlStore.open(url, pool, 'inline')
     : PostgresStore.open(url, pool, undefined, 'inline');
 const port = parentPort!;
-/** Batches being received, by request id: several may be in flight (a retry of a hung one). */
-const staged = new Map<number, RecordEntry[]>();
 
 port.on('message', (req: WriterRequest) => {
   switch (req.op) {
-    case 'stage':
-      staged.set(req.id, decodeRecords(req.records, staged.get(req.id) ?? []));
-      return;
     case 'write': {
-      const entries = decodeRecords(req.records, staged.get(req.id) ?? []);
-      staged.delete(req.id);
+      const entries = decodeEntries(req);
       return answer(req.id, () => store.write(entries).then(() => entries.length));
     }
     case 'ready':

@@ -3,19 +3,12 @@
  * in-memory database (which another thread cannot open).
  */
 import type BetterSqlite3 from 'better-sqlite3';
-import type { RecordEntry, Timestamp } from './store.js';
-import {
-  encodeRecords,
-  visitRecords,
-  type RecordColumns,
-  type RecordVisitor,
-} from './writer-thread-protocol.js';
+import { visitRecords, type EncodedRecords, type RecordVisitor } from './record-queue.js';
+import type { Timestamp } from './store.js';
 
 export interface SqliteWrites {
-  /** The entries in one transaction, in order. */
-  writeAll(entries: readonly RecordEntry[]): void;
-  /** Records in the writer thread's flat form (writer-thread-protocol.ts), inside the caller's transaction. */
-  apply(records: RecordColumns): void;
+  /** The records in one transaction, in order. */
+  writeAll(records: EncodedRecords): void;
   /** true if inserted, false if the code is taken. */
   insertRoom(roomId: string, createdAt: Timestamp): boolean;
   /** Closes every open connection row; returns how many. */
@@ -58,10 +51,9 @@ export function sqliteWrites(db: BetterSqlite3.Database): SqliteWrites {
     connectionClose: (id, at) => s.connectionClose.run(at, id),
     roomQuery: (id, deviceId, roomId, at) => s.roomQuery.run(id, deviceId, roomId, at),
   };
-  const writeAll = db.transaction((records: RecordColumns) => visitRecords(records, visitor));
+  const writeAll = db.transaction((records: EncodedRecords) => visitRecords(records, visitor));
   return {
-    writeAll: (entries) => writeAll(encodeRecords(entries, 0, entries.length, [])),
-    apply: (records) => visitRecords(records, visitor),
+    writeAll: (records) => writeAll(records),
     insertRoom: (roomId, createdAt) => s.room.run(roomId, createdAt).changes === 1,
     closeOpenConnections: (at) => s.closeOpen.run(at).changes,
   };

@@ -13,6 +13,7 @@ import { SqlStore } from './sql-store.js';
 import type { DeviceRow, RecordEntry, RoomRow, Timestamp } from './store.js';
 import { configure, sqliteWrites, type SqliteWrites } from './sqlite-batch.js';
 import { WriterThread } from './writer-thread.js';
+import { encodeEntries, type EncodedRecords } from './record-queue.js';
 
 export class SqliteStore extends SqlStore {
   private writes: SqliteWrites | undefined;
@@ -46,8 +47,8 @@ export class SqliteStore extends SqlStore {
       this.thread = new WriterThread(
         'sqlite-writer-thread',
         { path: this.path, nice: this.writerNice },
-        // The thread's garbage is chunks that die as soon as they are inserted: a small young
-        // generation suffices. Left to grow (the server's --max-semi-space-size applies to every
+        // The thread's garbage is a batch's strings, which die as soon as they are inserted: a
+        // small young generation suffices. Left to grow (the server's --max-semi-space-size applies to every
         // isolate): up to 64 MiB of new space this thread has no use for.
         { maxYoungGenerationSizeMb: 8 },
       );
@@ -89,9 +90,13 @@ export class SqliteStore extends SqlStore {
   }
 
   override async write(entries: readonly RecordEntry[]): Promise<void> {
-    if (entries.length === 0) return;
-    if (this.thread) await this.thread.write(entries);
-    else this.inline().writeAll(entries);
+    await this.writeEncoded(encodeEntries(entries));
+  }
+
+  override async writeEncoded(records: EncodedRecords): Promise<void> {
+    if (records.count === 0) return;
+    if (this.thread) await this.thread.write(records);
+    else this.inline().writeAll(records);
   }
 
   override async insertRoom(roomId: string, createdAt: Timestamp): Promise<boolean> {

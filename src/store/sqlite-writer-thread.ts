@@ -21,69 +21,14 @@ db.pragma('foreign_keys = OFF');
 const writes = sqliteWrites(db);
 const port = parentPort!;
 
-/**
- * The batch being received: its transaction is opened with the first chunk and each chunk is
- * inserted as it arrives, so the thread's work is spread over the batch's hand-off and a chunk
- * is garbage as soon as it is inserted (the thread's heap stays small and flat). The `write`
- * that carries the last chunk commits.
- */
-let open: { id: number; failed: string | undefined } | undefined;
-/** Other requests that arrived while a batch was open: run after its commit, never inside it. */
-let deferred: Exclude<WriterRequest, { op: 'stage' | 'write' }>[] = [];
-
 port.on('message', (req: WriterRequest) => {
-  if (req.op === 'stage' || req.op === 'write') return onBatch(req);
-  if (open) deferred.push(req);
-  else handle(req);
-});
-
-function onBatch(req: Extract<WriterRequest, { op: 'stage' | 'write' }>): void {
-  if (open && open.id !== req.id) {
-    // A new batch while another is open means the sender gave up on that one: drop it.
-    rollback();
-  }
-  if (!open) {
-    db.exec('BEGIN');
-    open = { id: req.id, failed: undefined };
-  }
-  const batch = open;
-  if (!batch.failed) {
-    try {
-      writes.apply(req.records);
-    } catch (err) {
-      batch.failed = err instanceof Error ? err.message : String(err);
-    }
-  }
-  if (req.op === 'stage') return;
-  let res: WriterResponse;
-  if (batch.failed) {
-    rollback();
-    res = { id: req.id, ok: false, error: batch.failed };
-  } else {
-    try {
-      db.exec('COMMIT');
-      open = undefined;
-      res = { id: req.id, ok: true, value: req.count };
-    } catch (err) {
-      rollback();
-      res = { id: req.id, ok: false, error: err instanceof Error ? err.message : String(err) };
-    }
-  }
-  port.postMessage(res);
-  const later = deferred;
-  deferred = [];
-  for (const r of later) handle(r);
-}
-
-function rollback(): void {
-  open = undefined;
-  if (db.inTransaction) db.exec('ROLLBACK');
-}
-
-function handle(req: Exclude<WriterRequest, { op: 'stage' | 'write' }>): void {
   let res: WriterResponse;
   try {
     switch (req.op) {
+      case 'write':
+        writes.writeAll(req);
+        res = { id: req.id, ok: true, value: req.count };
+        break;
       case 'insertRoom':
         res = { id: req.id, ok: true, value: writes.insertRoom(req.roomId, req.createdAt) ? 1 : 0 };
         break;
@@ -103,7 +48,7 @@ function handle(req: Exclude<WriterRequest, { op: 'stage' | 'write' }>): void {
     res = { id: req.id, ok: false, error: err instanceof Error ? err.message : String(err) };
   }
   port.postMessage(res);
-}
+});
 
 /**
  * Lets the relay go first: on a busy machine a batch (milliseconds of CPU) would otherwise

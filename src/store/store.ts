@@ -5,6 +5,7 @@
  * message path); writes arrive in batches from the RecordWriter, each batch one transaction,
  * applied in the order the records were made.
  */
+import type { EncodedRecords } from './record-queue.js';
 
 export type Dialect = 'sqlite' | 'mysql' | 'postgres';
 
@@ -107,6 +108,8 @@ export interface Store {
    * entry must carry its id.
    */
   write(entries: readonly RecordEntry[]): Promise<void>;
+  /** The same for records in the record queue's form (what the RecordWriter hands over). */
+  writeEncoded(records: EncodedRecords): Promise<void>;
   /** Resolves when the database answers. */
   ping(): Promise<void>;
   close(): Promise<void>;

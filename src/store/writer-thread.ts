@@ -1,6 +1,6 @@
 /**
- * A store's writer thread, seen from the main thread. Record batches are handed to it in chunks
- * (the flat form of writer-thread-protocol.ts) and it answers once each is committed, so that a
+ * A store's writer thread, seen from the main thread. Record batches are handed to it as byte
+ * ranges of shared memory (record-queue.ts) and it answers once each is committed, so that a
  * batch's statements, the driver's work and the database's answers never wait for the event
  * loop's turns nor take them. SQLite's thread writes through its own better-sqlite3 connection
  * (sqlite-writer-thread.ts); MySQL's and PostgreSQL's run the store's batched INSERTs on a pool
@@ -9,26 +9,8 @@
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker, type ResourceLimits } from 'node:worker_threads';
-import type { RecordEntry } from './store.js';
-import { encodeRecords, type WriterRequest, type WriterResponse } from './writer-thread-protocol.js';
-
-/**
- * Records per chunk of a batch sent to the writer thread. Copying a chunk this size blocks the
- * event loop for about 0.1 ms; a whole 5000-record batch of objects blocked it for 2-3 ms, which
- * showed as the p99 latency of every message in flight at that moment.
- */
-const WRITE_CHUNK = 500;
-/**
- * Event-loop time one turn may spend handing chunks to the thread: at least HANDOFF_MIN_MS, and
- * up to HANDOFF_SHARE of the time the loop took since the last slice. A fixed 0.5 ms let one or
- * two chunks through per turn, and a busy relay's turns last 20-50 ms (more right after reading
- * resumes): measured at 40,000 msg/s, the thread waited ~1 s for each 20,000-record batch that it
- * inserted in ~0.15 s, so the record rate, not the relay, capped the server (25,000 msg/s with
- * reading paused and resumed every ~2 s). The total hand-off work is the same either way (about
- * 0.5 µs a record); the share only lets it keep up with long turns.
- */
-const HANDOFF_MIN_MS = 0.5;
-const HANDOFF_SHARE = 0.3;
+import type { EncodedRecords } from './record-queue.js';
+import type { WriterRequest, WriterResponse } from './writer-thread-protocol.js';
 
 type Pending = { resolve: (value: number) => void; reject: (err: Error) => void };
 type Request = WriterRequest extends infer R
@@ -60,30 +42,16 @@ export class WriterThread {
     return answer;
   }
 
-  /**
-   * Sends a batch in chunks of WRITE_CHUNK records, as many per event-loop turn as its budget
-   * allows, and resolves when the thread has committed them all in one transaction.
-   */
-  async write(entries: readonly RecordEntry[]): Promise<number> {
+  /** Hands a batch over (no copy) and resolves when the thread has committed it. */
+  write(records: EncodedRecords): Promise<number> {
     const worker = (this.worker ??= this.spawn());
     const { id, answer } = this.expect(worker);
-    let from = 0;
-    let turnStart = performance.now();
-    let budget = HANDOFF_MIN_MS;
-    while (entries.length - from > WRITE_CHUNK) {
-      const records = encodeRecords(entries, from, from + WRITE_CHUNK, []);
-      worker.postMessage({ op: 'stage', id, records } satisfies WriterRequest);
-      from += WRITE_CHUNK;
-      const now = performance.now();
-      if (now - turnStart < budget) continue;
-      // Yield, and let the next turn spend its share of the time the loop took meanwhile.
-      await new Promise(setImmediate);
-      if (this.worker !== worker) return answer; // the thread died: `answer` is rejected
-      turnStart = performance.now();
-      budget = Math.max(HANDOFF_MIN_MS, (turnStart - now) * HANDOFF_SHARE);
-    }
-    const records = encodeRecords(entries, from, entries.length, []);
-    worker.postMessage({ op: 'write', id, records, count: entries.length } satisfies WriterRequest);
+    worker.postMessage({
+      op: 'write',
+      id,
+      parts: records.parts,
+      count: records.count,
+    } satisfies WriterRequest);
     return answer;
   }
 
@@ -93,8 +61,6 @@ export class WriterThread {
     // Referenced only while it owes an answer: an idle writer does not keep the process alive.
     if (this.pending.size === 0) worker.ref();
     const answer = new Promise<number>((resolve, reject) => this.pending.set(id, { resolve, reject }));
-    // Handled here too, so a rejection while a batch is still being sent is never "unhandled".
-    answer.catch(() => undefined);
     return { id, answer };
   }
 

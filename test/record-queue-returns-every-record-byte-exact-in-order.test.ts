@@ -1,0 +1,123 @@
+/**
+ * The record queue (records waiting for the database, as bytes in shared buffers): whatever is
+ * pushed comes back out of take(), byte-exact and in order, however the takes cut it, including
+ * records larger than a chunk and text that is not ASCII. Generated inputs (fast-check);
+ * FC_SEED=<seed> replays a failure.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import { decodeEntries, encodeEntries, RecordQueue } from '../src/store/record-queue.js';
+import type { RecordEntry } from '../src/store/store.js';
+
+const params = { numRuns: 200, ...(process.env.FC_SEED ? { seed: Number(process.env.FC_SEED) } : {}) };
+
+/** Well-formed UTF-16 (what a parsed frame's text is), ASCII or not. */
+const text = fc.oneof(
+  fc.string(),
+  fc.string({ unit: 'grapheme' }),
+  fc.string({ unit: 'grapheme', maxLength: 300 }),
+);
+const at = fc
+  .date({ noInvalidDate: true, min: new Date(0), max: new Date(4e12) })
+  .map((d) => d.toISOString());
+const id = fc.integer({ min: 1, max: 2 ** 52 });
+
+const entry: fc.Arbitrary<RecordEntry> = fc
+  .oneof(
+    fc.record({
+      kind: fc.constant('message' as const),
+      roomId: fc.stringMatching(/^[A-Z0-9]{8}$/),
+      seq: id,
+      fromDeviceId: text,
+      fromIdentity: text,
+      toDeviceId: fc.option(text, { nil: null }),
+      content: text,
+      sentAt: at,
+    }),
+    fc.record({ kind: fc.constant('device' as const), deviceId: text, identity: text, roomId: text, at }),
+    fc.record({
+      kind: fc.constant('connection_open' as const),
+      id,
+      deviceId: text,
+      roomId: text,
+      identity: text,
+      clientIp: text,
+      at,
+    }),
+    fc.record({ kind: fc.constant('connection_close' as const), id, at }),
+    fc.record({ kind: fc.constant('room_query' as const), id, deviceId: text, roomId: text, at }),
+  )
+  .map((e) => ({ ...e }) as RecordEntry); // fc.record's objects have no prototype; decoded ones do
+
+describe('record queue', () => {
+  it('returns every pushed record once, byte-exact and in order, whatever the takes', () => {
+    fc.assert(
+      fc.property(
+        fc.array(entry, { maxLength: 60 }),
+        fc.array(fc.integer({ min: 1, max: 25 }), { minLength: 1, maxLength: 10 }),
+        (entries, takes) => {
+          const q = new RecordQueue();
+          const out: RecordEntry[] = [];
+          let t = 0;
+          for (const e of entries) {
+            q.push(e);
+            // Takes interleaved with pushes, as the writer does.
+            if (q.length >= takes[t % takes.length]!)
+              out.push(...decodeEntries(q.take(takes[t++ % takes.length]!)!));
+          }
+          while (q.length > 0) {
+            const batch = q.take(takes[t++ % takes.length]!)!;
+            assert.ok(batch.count > 0);
+            out.push(...decodeEntries(batch));
+          }
+          assert.equal(q.take(5), undefined, 'nothing left');
+          assert.deepEqual(out, entries);
+        },
+      ),
+      params,
+    );
+  });
+
+  it("the hot path's message record carries the frame's own bytes as its content", () => {
+    fc.assert(
+      fc.property(text, fc.option(text, { nil: null }), (content, to) => {
+        const q = new RecordQueue();
+        q.pushMessage('ABCD1234', 7, 'dev-ü', 'Zoë 🎈', to, Buffer.from(content), '2026-12-04T10:00:00.000Z');
+        assert.deepEqual(decodeEntries(q.take(1)!), [
+          {
+            kind: 'message',
+            roomId: 'ABCD1234',
+            seq: 7,
+            fromDeviceId: 'dev-ü',
+            fromIdentity: 'Zoë 🎈',
+            toDeviceId: to,
+            content,
+            sentAt: '2026-12-04T10:00:00.000Z',
+          },
+        ]);
+      }),
+      params,
+    );
+  });
+
+  it('keeps records larger than a chunk, and the records around them', () => {
+    const big = '€'.repeat(700_000); // 2.1 MB of UTF-8: more than one 1 MiB chunk
+    const entries: RecordEntry[] = [1, 2, 3].map((seq) => ({
+      kind: 'message',
+      roomId: 'ABCD1234',
+      seq,
+      fromDeviceId: 'd',
+      fromIdentity: 'i',
+      toDeviceId: null,
+      content: seq === 2 ? big : `small ${seq}`,
+      sentAt: '2026-12-04T10:00:00.000Z',
+    }));
+    const q = new RecordQueue();
+    for (const e of entries) q.push(e);
+    const batch = q.take(10)!;
+    assert.equal(batch.count, 3);
+    assert.deepEqual(decodeEntries(batch), entries);
+    assert.deepEqual(decodeEntries(encodeEntries(entries)), entries, 'and as one encoded batch');
+  });
+});
