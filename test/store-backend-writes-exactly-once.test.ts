@@ -153,7 +153,7 @@ describe(`storage on ${TEST_DATABASE}`, () => {
     assert.equal(await store.maxRoomQueryId(), 7);
   });
 
-  it('a batch of 2,345 mixed records (several hand-off chunks on SQLite) is written whole and in order', async () => {
+  it('a batch of 2,345 mixed records is written whole and in order', async () => {
     const room = 'STORE002';
     const at = '2026-11-26T12:00:00.000Z';
     assert.equal(await store.insertRoom(room, at), true);

@@ -3,9 +3,10 @@
  * `npm start` pass them (a test keeps both in step with this list), and the bench starts
  * room-manager with them.
  *
- * --max-semi-space-size=32 (MiB; V8's default here is 16): every accepted message stays alive in
- * the record queue until its batch commits (~0.2 s), so each young-generation scavenge copies the
- * last few thousand records, a pause of ~2.5 ms. Twice the space makes those pauses half as
+ * --max-semi-space-size=32 (MiB; V8's default here is 16): measured while records waited for
+ * their batch (~0.2 s) as heap objects, so that each young-generation scavenge copied the last few
+ * thousand records, a pause of ~2.5 ms (records now wait off-heap, in record-queue.ts, and the
+ * flag has not been measured again since). Twice the space makes those pauses half as
  * frequent for the same copy: relay 500×2 at 20,000 msg/s, p99 3.5–5.4 ms → 2.4–3.7 ms (ceiling ~2.1). It costs
  * about 1 KiB of RSS per idle connection in the 18,000-connection hold (the space grows while
  * connections are being set up); 64 MiB cut p99 further but went past 10 KiB there.
