@@ -64,6 +64,12 @@ const NULL = 0xffffffff;
  * than this gets a chunk of its own size.
  */
 const CHUNK_BYTES = 1 << 20;
+/**
+ * Spent chunks kept for reuse. Left to the garbage collector instead, chunks outlived their use by
+ * minutes: a SharedArrayBuffer is freed only once both threads have collected their handles, and
+ * in the 10-minute soak (relay 500×2 at ~27,000 msg/s) RSS went from 260 to 700 MiB.
+ */
+const POOL_CHUNKS = 16;
 
 interface Chunk {
   buffer: SharedArrayBuffer;
@@ -75,12 +81,19 @@ interface Chunk {
   /** Records written, and taken, so far. */
   written: number;
   taken: number;
+  /** Parts of this chunk in batches not yet released. */
+  lent: number;
+  /** No longer written to nor taken from: reusable once nothing is lent. */
+  retired: boolean;
 }
 
 export class RecordQueue {
   /** Chunks holding records not yet taken; the last one is written to. */
   private chunks: Chunk[] = [];
   private size = 0;
+  /** Chunks in use (being filled, waiting, or lent to a batch), by buffer. */
+  private readonly inUse = new Map<SharedArrayBuffer, Chunk>();
+  private readonly pool: SharedArrayBuffer[] = [];
 
   /** Records waiting. */
   get length(): number {
@@ -191,15 +204,41 @@ export class RecordQueue {
       if (n > 0) {
         const end = n === waiting ? c.writeAt : skip(c.bytes, c.readAt, n);
         parts.push({ buffer: c.buffer, start: c.readAt, end });
+        c.lent++;
         c.readAt = end;
         c.taken += n;
         count += n;
       }
       if (c.taken < c.written || this.chunks.length === 1) break;
-      this.chunks.shift();
+      this.retire(this.chunks.shift()!);
     }
     this.size -= count;
     return { count, parts };
+  }
+
+  /**
+   * A batch taken from this queue is done with (committed, or copied elsewhere): its chunks may be
+   * reused. Both threads have finished reading it by then (the writer thread answers a batch
+   * after reading all of it).
+   */
+  release(records: EncodedRecords): void {
+    for (const part of records.parts) {
+      const c = this.inUse.get(part.buffer);
+      if (!c) continue; // not this queue's (a batch encoded from the spool)
+      c.lent--;
+      this.reuse(c);
+    }
+  }
+
+  private retire(c: Chunk): void {
+    c.retired = true;
+    this.reuse(c);
+  }
+
+  private reuse(c: Chunk): void {
+    if (!c.retired || c.lent > 0) return;
+    this.inUse.delete(c.buffer);
+    if (c.bytes.length === CHUNK_BYTES && this.pool.length < POOL_CHUNKS) this.pool.push(c.buffer);
   }
 
   /** A chunk with room for `bytes` more, the current one if it has it. */
@@ -207,10 +246,21 @@ export class RecordQueue {
     const last = this.chunks[this.chunks.length - 1];
     if (last && last.bytes.length - last.writeAt >= bytes) return last;
     // A chunk whose records are all taken is left to the batches that still refer to it.
-    if (last && last.taken === last.written) this.chunks.pop();
-    const buffer = new SharedArrayBuffer(Math.max(CHUNK_BYTES, bytes));
-    const chunk: Chunk = { buffer, bytes: Buffer.from(buffer), writeAt: 0, readAt: 0, written: 0, taken: 0 };
+    if (last && last.taken === last.written) this.retire(this.chunks.pop()!);
+    const buffer =
+      (bytes <= CHUNK_BYTES && this.pool.pop()) || new SharedArrayBuffer(Math.max(CHUNK_BYTES, bytes));
+    const chunk: Chunk = {
+      buffer,
+      bytes: Buffer.from(buffer),
+      writeAt: 0,
+      readAt: 0,
+      written: 0,
+      taken: 0,
+      lent: 0,
+      retired: false,
+    };
     this.chunks.push(chunk);
+    this.inUse.set(buffer, chunk);
     return chunk;
   }
 }

@@ -304,7 +304,9 @@ export class RecordWriter {
       this.inflight.spooled = { lines: entries.length, bytes: spool.append(entries) };
     }
     const rest = this.queue.take(this.queue.length);
-    if (rest) spool.append(decodeEntries(rest));
+    if (!rest) return;
+    spool.append(decodeEntries(rest));
+    this.queue.release(rest);
   }
 
   /** The next batch: the spool's front, else memory. */
@@ -350,6 +352,7 @@ export class RecordWriter {
       if (this.closed) return; // shutting down: the batch is in the spool as well; a rewrite is harmless
       this.onSuccess();
       this.inflight = undefined;
+      this.queue.release(batch.records);
       const lines = batch.spooled ? batch.spooled.lines : batch.records.count;
       if (batch.spooled) this.spool!.commit(batch.spooled.lines, batch.spooled.bytes);
       this.written += lines;
