@@ -4,7 +4,9 @@
  * 1. A broadcast is framed once and the same bytes are written to every recipient (as socket.io
  *    does with `wsPreEncodedFrame`). ws's public send() frames per call; its Sender exposes the
  *    framing as a static function and the write as `sendFrame`, which is what send() itself ends
- *    in when permessage-deflate is off (it is: the server never negotiates it).
+ *    in when permessage-deflate is off (it is: the server never negotiates it). A frame of up to
+ *    MERGE_MAX bytes is one buffer, header and payload: ws writes a two-buffer frame with a
+ *    cork, two buffered writes and a writev, a one-buffer frame with a single plain write.
  * 2. Writes to a socket are corked until the end of the current tick: when one read from a
  *    sender carries many frames, each recipient gets them in one writev instead of one syscall
  *    per frame. Nothing waits for a timer: the socket is uncorked on process.nextTick.
@@ -32,6 +34,19 @@ interface WsInternals {
 }
 
 const TEXT: FrameOptions = { fin: true, opcode: 0x01, mask: false, readOnly: true, rsv1: false };
+/**
+ * Largest payload copied behind its header into one buffer (once per message, whatever the number
+ * of recipients). Relay 500×2 at 20,000 msg/s, SQLite, two runs each alternated: main thread
+ * 51-62 % busy instead of 59-71 %, p99 18-21 ms instead of 51-74 ms. Larger payloads are sent as
+ * they are rather than copied.
+ */
+const MERGE_MAX = 16 * 1024;
+
+/** A text frame of `payload`, as the list of buffers ws's sendFrame writes. */
+function textFrame(payload: Buffer): readonly Buffer[] {
+  const list = Sender.frame(payload, TEXT);
+  return list.length === 2 && payload.length <= MERGE_MAX ? [Buffer.concat(list)] : list;
+}
 
 /** Sockets corked during this tick. */
 let corked: Socket[] = [];
@@ -52,14 +67,14 @@ export function corkForTick(socket: WebSocket): void {
 }
 
 export function sendFramed(socket: WebSocket, message: RoomMessage): void {
-  message.wire ??= Sender.frame(message.payload, TEXT);
+  message.wire ??= textFrame(message.payload);
   corkForTick(socket);
   (socket as unknown as WsInternals)._sender.sendFrame(message.wire);
 }
 
 /** The Level 2 envelope of a message, encoded and framed once for all Level 2 recipients. */
 export function sendEnvelopeFramed(socket: WebSocket, message: RoomMessage): void {
-  message.envelopeWire ??= Sender.frame(Buffer.from(messageEnvelope(message)), TEXT);
+  message.envelopeWire ??= textFrame(Buffer.from(messageEnvelope(message)));
   corkForTick(socket);
   (socket as unknown as WsInternals)._sender.sendFrame(message.envelopeWire);
 }
