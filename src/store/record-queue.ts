@@ -144,20 +144,23 @@ export class RecordQueue {
 
   /** Encodes a record at the end of the queue. A room_query must carry its id. */
   push(e: RecordEntry): void {
+    if (e.kind === 'message') {
+      // One layout for messages: the hot path's (off it, the text's bytes are made here).
+      const { roomId, seq, fromDeviceId, fromIdentity, toDeviceId, content, sentAt } = e;
+      return this.pushMessage(
+        roomId,
+        seq,
+        fromDeviceId,
+        fromIdentity,
+        toDeviceId,
+        Buffer.from(content),
+        sentAt,
+      );
+    }
     const c = this.room(bound(e));
     const b = c.bytes;
     let o = c.writeAt;
     switch (e.kind) {
-      case 'message':
-        b[o++] = MESSAGE;
-        o = str(b, o, e.roomId);
-        o = b.writeDoubleLE(e.seq, o);
-        o = str(b, o, e.fromDeviceId);
-        o = str(b, o, e.fromIdentity);
-        o = e.toDeviceId === null ? u32(b, o, NULL) : str(b, o, e.toDeviceId);
-        o = str(b, o, e.content);
-        o = str(b, o, e.sentAt);
-        break;
       case 'device':
         b[o++] = DEVICE;
         o = str(b, o, e.deviceId);
@@ -371,21 +374,8 @@ function u32(b: Buffer, o: number, n: number): number {
 }
 
 /** Most bytes a record can take: 3 UTF-8 bytes per UTF-16 unit, fixed fields and lengths. */
-function bound(e: RecordEntry): number {
+function bound(e: Exclude<RecordEntry, { kind: 'message' }>): number {
   switch (e.kind) {
-    case 'message':
-      return (
-        1 +
-        8 +
-        24 +
-        3 *
-          (e.roomId.length +
-            e.fromDeviceId.length +
-            e.fromIdentity.length +
-            (e.toDeviceId?.length ?? 0) +
-            e.content.length +
-            e.sentAt.length)
-      );
     case 'device':
       return 1 + 16 + 3 * (e.deviceId.length + e.identity.length + e.roomId.length + e.at.length);
     case 'connection_open':

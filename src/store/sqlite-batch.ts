@@ -53,7 +53,7 @@ export function sqliteWrites(db: BetterSqlite3.Database): SqliteWrites {
   };
   const writeAll = db.transaction((records: EncodedRecords) => visitRecords(records, visitor));
   return {
-    writeAll: (records) => writeAll(records),
+    writeAll,
     insertRoom: (roomId, createdAt) => s.room.run(roomId, createdAt).changes === 1,
     closeOpenConnections: (at) => s.closeOpen.run(at).changes,
   };

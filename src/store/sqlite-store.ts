@@ -48,8 +48,8 @@ export class SqliteStore extends SqlStore {
         'sqlite-writer-thread',
         { path: this.path, nice: this.writerNice },
         // The thread's garbage is a batch's strings, which die as soon as they are inserted: a
-        // small young generation suffices. Left to grow (the server's --max-semi-space-size applies to every
-        // isolate): up to 64 MiB of new space this thread has no use for.
+        // small young generation suffices. Left to grow (the server's --max-semi-space-size
+        // applies to every isolate): up to 64 MiB of new space this thread has no use for.
         { maxYoungGenerationSizeMb: 8 },
       );
       await this.thread.request({ op: 'ready' }); // started now, not on the first batch's clock
