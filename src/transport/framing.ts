@@ -7,9 +7,12 @@
  *    in when permessage-deflate is off (it is: the server never negotiates it). A frame of up to
  *    MERGE_MAX bytes is one buffer, header and payload: ws writes a two-buffer frame with a
  *    cork, two buffered writes and a writev, a one-buffer frame with a single plain write.
- * 2. Writes to a socket are corked until the end of the current tick: when one read from a
- *    sender carries many frames, each recipient gets them in one writev instead of one syscall
- *    per frame. Nothing waits for a timer: the socket is uncorked on process.nextTick.
+ * 2. Writes to a socket are corked until the end of the current tick when more frames may follow
+ *    for it in this tick: when one read from a sender carries many frames, each recipient gets
+ *    them in one writev instead of one syscall per frame. Nothing waits for a timer: the socket
+ *    is uncorked on process.nextTick. The frame of a read that carries just that one (every
+ *    frame at light load) is written at once: a cork would save no syscall and cost a buffered
+ *    write, a nextTick and an uncork per recipient.
  */
 import * as ws from 'ws';
 import type { WebSocket } from 'ws';
@@ -31,6 +34,8 @@ if (typeof Sender?.frame !== 'function') throw new Error('ws no longer exports S
 interface WsInternals {
   _socket: Socket;
   _sender: { sendFrame(list: readonly Buffer[], cb?: (err?: Error) => void): void };
+  /** Bytes of the current read not yet parsed into frames (ws's Receiver). */
+  _receiver?: { _bufferedBytes?: number };
 }
 
 const TEXT: FrameOptions = { fin: true, opcode: 0x01, mask: false, readOnly: true, rsv1: false };
@@ -51,14 +56,44 @@ function textFrame(payload: Buffer): readonly Buffer[] {
 /** Sockets corked during this tick. */
 let corked: Socket[] = [];
 
+/**
+ * Whether writes now are worth corking. True outside a client's frame (deliveries from the bus
+ * come in batches); while a client's frame is handled, true only if more frames of the same read
+ * follow.
+ */
+let batching = true;
+
+/**
+ * A client's frame is about to be handled. ws parses a read's frames in one synchronous loop, so
+ * the bytes it has not parsed yet tell whether more frames follow in this tick.
+ */
+export function frameStarts(client: WebSocket): void {
+  const receiver = (client as unknown as WsInternals)._receiver;
+  batching = (receiver?._bufferedBytes ?? 1) > 0;
+}
+
+/** The frame of `frameStarts` has been handled. */
+export function frameEnds(): void {
+  batching = true;
+}
+
+/** Whether the socket under `ws` holds writes until the end of this tick. */
+export function isCorked(socket: WebSocket): boolean {
+  return (socket as unknown as WsInternals)._socket.writableCorked > 0;
+}
+
 function uncorkAll(): void {
   const sockets = corked;
   corked = [];
   for (const socket of sockets) socket.uncork();
 }
 
-/** Corks the socket under `ws` until the end of this tick (once per tick). */
+/**
+ * Corks the socket under `ws` until the end of this tick (once per tick), if more writes may
+ * follow in this tick; a socket corked earlier in the tick stays corked, which keeps the order.
+ */
 export function corkForTick(socket: WebSocket): void {
+  if (!batching) return;
   const raw = (socket as unknown as WsInternals)._socket;
   if (raw.writableCorked > 0) return;
   raw.cork();

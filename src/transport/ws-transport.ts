@@ -5,7 +5,7 @@
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { sendEnvelopeFramed, sendFramed } from './framing.js';
+import { frameEnds, frameStarts, isCorked, sendEnvelopeFramed, sendFramed } from './framing.js';
 import type { Logger } from 'pino';
 import { CloseCode, ErrorCode } from '../protocol/codes.js';
 import { errorFrame } from '../protocol/encode.js';
@@ -163,8 +163,9 @@ export class WsTransport {
       ws.close(CloseCode.RateLimited, ErrorCode.TooManyConnections);
       return;
     }
-    // A client whose unsent data passes the bound is cut (slow consumer). Judged once per tick,
-    // after the tick's corked writes went to the kernel: what is left then is what it did not read.
+    // A client whose unsent data passes the bound is cut (slow consumer). Judged after the write
+    // reached the kernel: at once for a plain write, after the uncork (once per tick) for corked
+    // ones. What is left then is what the client did not read.
     let checkDue = false;
     const checkBuffer = (): void => {
       checkDue = false;
@@ -175,6 +176,9 @@ export class WsTransport {
     };
     const wrote = (): void => {
       if (checkDue) return;
+      // Written at once and within the bound: nothing to judge later (the cut itself always
+      // waits for the end of the tick, outside the room's delivery loop).
+      if (!isCorked(ws) && ws.bufferedAmount <= maxBufferedBytes) return;
       checkDue = true;
       process.nextTick(checkBuffer); // queued after framing.ts's uncork of this tick
     };
@@ -221,6 +225,7 @@ export class WsTransport {
     this.live.set(ws, conn);
     this.log.debug({ conn: session.id, ip, path: pathForLog(req.url) }, 'connected');
     ws.on('message', (data: Buffer, isBinary) => {
+      frameStarts(ws);
       try {
         session.onFrame(data, isBinary);
       } catch (err) {
@@ -229,6 +234,8 @@ export class WsTransport {
         if (ws.readyState === ws.OPEN) {
           ws.send(errorFrame(ErrorCode.Internal, 'The server failed to handle this message'));
         }
+      } finally {
+        frameEnds();
       }
     });
     ws.on('pong', () => {
