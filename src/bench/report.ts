@@ -2,7 +2,7 @@
  * What a run produces: the JSON record, the Markdown summary, the relay chart (hand-written SVG)
  * and docs/performance.md.
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, release, totalmem } from 'node:os';
 import type { BenchOptions } from './options.js';
 import {
@@ -25,6 +25,11 @@ export interface MachineInfo {
   openFileLimit: string;
   /** 1-minute load average when the run started: other work on the machine shows here. */
   loadAverageAtStart: number;
+  /**
+   * The kernel's own memory monitor, when one runs (Linux DAMON, as some VM hosts set it up to
+   * reclaim memory): each sample takes a CPU for milliseconds, a stall both servers see.
+   */
+  memoryMonitor?: string;
 }
 
 export function machineInfo(): MachineInfo {
@@ -45,7 +50,39 @@ export function machineInfo(): MachineInfo {
     kernel: release(),
     openFileLimit,
     loadAverageAtStart: Math.round(loadavg()[0]! * 100) / 100,
+    memoryMonitor: damonState(),
   };
+}
+
+/**
+ * The running DAMON monitors, e.g. "DAMON (paddr) on, a sample every 500 ms", or undefined.
+ * Measured on this project's 2-CPU VM host: every sample (500 ms) kept a CPU busy in the kernel
+ * for 12–15 ms, and the latency of both servers showed spikes at that period.
+ */
+function damonState(): string | undefined {
+  const root = '/sys/kernel/mm/damon/admin/kdamonds';
+  const read = (path: string): string | undefined => {
+    try {
+      return readFileSync(path, 'utf8').trim();
+    } catch {
+      return undefined;
+    }
+  };
+  let names: string[];
+  try {
+    names = readdirSync(root).filter((name) => /^\d+$/.test(name));
+  } catch {
+    return undefined; // no DAMON in this kernel, or not Linux
+  }
+  const running = names.flatMap((name) => {
+    if (read(`${root}/${name}/state`) !== 'on') return [];
+    const context = `${root}/${name}/contexts/0`;
+    const ops = read(`${context}/operations`) ?? '?';
+    const sampleUs = Number(read(`${context}/monitoring_attrs/intervals/sample_us`));
+    const every = Number.isFinite(sampleUs) && sampleUs > 0 ? `, a sample every ${sampleUs / 1000} ms` : '';
+    return [`DAMON (${ops}) on${every}`];
+  });
+  return running.length ? running.join('; ') : undefined;
 }
 
 /** A scenario's outcome for one target, or why it failed. */
@@ -314,7 +351,7 @@ export function markdown(results: BenchResults): string {
   return [
     `# room-manager benchmark${results.smoke ? ' (smoke run — sizes too small to mean anything)' : ''}`,
     '',
-    `${results.startedAt} · ${m.nproc} CPUs (${m.cpuModel}) · ${m.memTotalMiB} MiB · Node ${m.node} · load average at start ${m.loadAverageAtStart}`,
+    `${results.startedAt} · ${m.nproc} CPUs (${m.cpuModel}) · ${m.memTotalMiB} MiB · Node ${m.node} · load average at start ${m.loadAverageAtStart}${m.memoryMonitor ? ` · kernel memory monitor: ${m.memoryMonitor}` : ''}`,
     '',
     `Command: \`${results.command}\``,
     '',
@@ -530,6 +567,19 @@ export function relayChart(
 // ---------------------------------------------------------------------------------------------
 // docs/performance.md
 
+/** What a kernel memory monitor on the host does to the latency figures, as measured here. */
+function memoryMonitorNote(monitor: string): string {
+  return `
+
+The kernel of this host ran a memory monitor during the run: ${monitor}. On this project's
+2-CPU VM host each sample kept one CPU busy in the kernel for 12–15 ms (\`perf sched\`), and the
+latency of both servers spiked at that period (every ~530 ms), so it sets much of every p99 below. Measured on
+2026-12-04 with the monitor switched off for the test, relay 500×2 at 8,500 msg/s, p99 per
+round: ceiling 2.2–2.8 ms and SQLite 2.2–5.7 ms (4 rounds each); with it on, 2.9–4.9 and
+7.2–10.7 ms (5 rounds each). room-manager likely suffers more because it does more per message
+(the recording) while it catches up on what piled up during the stall.`;
+}
+
 export function performanceDoc(
   results: BenchResults,
   chartPath: string | undefined,
@@ -564,7 +614,7 @@ the server under test, so on a small machine the figures are a lower bound for t
 ceiling is partly the generator's own limit. For mysql and postgres the database server runs on
 the same CPUs too: every recorded row costs its CPU (MariaDB 10.11, measured here: about 6 µs
 per message row in 500-row prepared INSERTs, 12–13 µs while \`messages\` had foreign keys), out
-of the budget the relay and the generator share.
+of the budget the relay and the generator share.${m.memoryMonitor ? memoryMonitorNote(m.memoryMonitor) : ''}
 
 \`\`\`sh
 ${results.reproduce}
