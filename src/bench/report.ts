@@ -33,14 +33,8 @@ export interface MachineInfo {
 }
 
 export function machineInfo(): MachineInfo {
-  let openFileLimit = 'unknown';
-  try {
-    const limits = readFileSync('/proc/self/limits', 'utf8');
-    const m = /^Max open files\s+(\S+)\s+(\S+)/m.exec(limits);
-    if (m) openFileLimit = `${m[1]} (hard ${m[2]})`;
-  } catch {
-    /* not Linux */
-  }
+  const limits = /^Max open files\s+(\S+)\s+(\S+)/m.exec(readText('/proc/self/limits') ?? '');
+  const openFileLimit = limits ? `${limits[1]} (hard ${limits[2]})` : 'unknown';
   return {
     nproc: availableParallelism(),
     cpuModel: cpus()[0]?.model ?? 'unknown',
@@ -61,13 +55,7 @@ export function machineInfo(): MachineInfo {
  */
 function damonState(): string | undefined {
   const root = '/sys/kernel/mm/damon/admin/kdamonds';
-  const read = (path: string): string | undefined => {
-    try {
-      return readFileSync(path, 'utf8').trim();
-    } catch {
-      return undefined;
-    }
-  };
+  const read = (path: string): string | undefined => readText(path)?.trim();
   let names: string[];
   try {
     names = readdirSync(root).filter((name) => /^\d+$/.test(name));
@@ -83,6 +71,15 @@ function damonState(): string | undefined {
     return [`DAMON (${ops}) on${every}`];
   });
   return running.length ? running.join('; ') : undefined;
+}
+
+/** A file's text, or undefined where it cannot be read (not Linux, no such kernel feature). */
+function readText(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
+  }
 }
 
 /** A scenario's outcome for one target, or why it failed. */
