@@ -343,4 +343,44 @@ describe(`storage on ${TEST_DATABASE}`, () => {
     );
     await again.close(500);
   });
+
+  it('RecordWriter: records that come while a batch is being written go out together in the next batch, not one small transaction after another', async () => {
+    const room = 'STORE005';
+    await store.insertRoom(room, new Date().toISOString());
+    const batches: number[] = [];
+    let started!: () => void;
+    const firstStarted = new Promise<void>((resolve) => (started = resolve));
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const gated: Store = Object.create(store) as Store;
+    gated.writeEncoded = async (records) => {
+      batches.push(records.count);
+      if (batches.length === 1) {
+        started();
+        await gate; // the first batch takes as long as the test wants
+      }
+      await store.writeEncoded(records);
+    };
+    const writer = new RecordWriter(gated, { batchSize: 1000, flushMs: 100 }, silent);
+    const next = (seq: number) => writer.append({ ...message(seq), roomId: room });
+    next(1);
+    await firstStarted;
+    // Three arrive, each on its own turn of the event loop, while the first batch is written.
+    for (const seq of [2, 3, 4]) {
+      next(seq);
+      await new Promise((r) => setImmediate(r));
+    }
+    release();
+    while (writer.pending > 3) await new Promise((r) => setImmediate(r));
+    // The first batch is committed and nobody waits for the rest: two more come before it goes.
+    next(5);
+    next(6);
+    await writer.drain();
+    assert.deepEqual(batches, [1, 5], 'one batch of the first record, then one of the five that followed');
+    const seqs = (
+      await rows<{ seq: number }>(`select seq from messages where room_id = '${room}' order by id`)
+    ).map((r) => r.seq);
+    assert.deepEqual(seqs, [1, 2, 3, 4, 5, 6]);
+    await writer.close(500);
+  });
 });

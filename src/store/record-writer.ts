@@ -91,6 +91,8 @@ export class RecordWriter {
   private behindListeners: ((behind: boolean) => void)[] = [];
   /** Entries ever appended / ever committed: a ticket is the appended count at some moment. */
   private appended = 0;
+  /** When the last batch was taken from memory (Date.now()): the next waits flushMs from it. */
+  private takenAt = 0;
   private written = 0;
   /**
    * Ids for room_query records: server-assigned when appended, so that a rewrite inserts nothing
@@ -321,6 +323,7 @@ export class RecordWriter {
       }
     }
     const records = this.queue.take(this.options.batchSize);
+    if (records) this.takenAt = Date.now();
     return records && { records, spooled: undefined };
   }
 
@@ -330,10 +333,26 @@ export class RecordWriter {
     this.running = this.loop().finally(() => {
       this.running = undefined;
       this.wake();
-      // Entries appended while the last write was finishing.
-      if (!this.closed && (this.queue.length > 0 || (this.spool?.unreadBytes ?? 0) > 0)) this.kick();
+      if (this.closed || this.timer) return;
+      // Entries appended while the last write was finishing: written at once if something needs
+      // them now, else in the next batch, flushMs after the last one was taken (see loop).
+      if (this.writeNow()) this.kick();
+      else if (this.queue.length > 0) {
+        const wait = Math.max(0, this.takenAt + this.options.flushMs - Date.now());
+        this.timer = setTimeout(this.run, wait);
+      }
     });
   };
+
+  /** Whether what waits should be written without waiting for the next flush. */
+  private writeNow(): boolean {
+    return (
+      this.queue.length >= this.options.batchSize ||
+      (this.spool?.unreadBytes ?? 0) > 0 ||
+      this.waiters.length > 0 ||
+      this.options.flushMs === 0
+    );
+  }
 
   private async loop(): Promise<void> {
     while (!this.closed) {
@@ -358,6 +377,11 @@ export class RecordWriter {
       this.written += lines;
       if (this.isBehind && this.queued <= this.queueMax / 2) this.setBehind(false);
       this.wake();
+      // The next batch waits for the flush interval unless something needs it now. Going on at
+      // once with whatever came during the write made a train of small transactions after every
+      // batch, each paying a whole commit (every room's dirty index page): relay 500×2 at 17,000
+      // msg/s on SQLite wrote a 3,400-row batch every ~210 ms, then 5-8 more of 100-600 rows.
+      if (!this.writeNow()) break;
     }
   }
 
