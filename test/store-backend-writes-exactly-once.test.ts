@@ -18,7 +18,11 @@ import { ISO_MS } from './helpers/wait.js';
 const silent = pino({ level: 'silent' });
 const ROOM = 'STORE001';
 
-function message(seq: number, content = `{"n":${seq}}`, sentAt = new Date().toISOString()): RecordEntry {
+function message(
+  seq: number,
+  content = `{"n":${seq}}`,
+  sentAt = new Date().toISOString(),
+): Extract<RecordEntry, { kind: 'message' }> {
   return {
     kind: 'message',
     roomId: ROOM,
