@@ -266,10 +266,11 @@ export class RecordWriter {
     return new Promise((resolve) => this.failureListeners.push(resolve));
   }
 
-  private kick(): void {
+  /** Starts a write run in `delayMs` (at once by default), unless one is running. */
+  private kick(delayMs = 0): void {
     if (this.running || this.closed) return;
     if (this.timer) clearTimeout(this.timer);
-    this.timer = setTimeout(this.run, 0);
+    this.timer = setTimeout(this.run, delayMs);
   }
 
   /** The memory queue is at queueMax: backpressure while the database answers, else the spool. */
@@ -333,14 +334,10 @@ export class RecordWriter {
     this.running = this.loop().finally(() => {
       this.running = undefined;
       this.wake();
-      if (this.closed || this.timer) return;
+      if (this.closed || (this.queue.length === 0 && (this.spool?.unreadBytes ?? 0) === 0)) return;
       // Entries appended while the last write was finishing: written at once if something needs
       // them now, else in the next batch, flushMs after the last one was taken (see loop).
-      if (this.writeNow()) this.kick();
-      else if (this.queue.length > 0) {
-        const wait = Math.max(0, this.takenAt + this.options.flushMs - Date.now());
-        this.timer = setTimeout(this.run, wait);
-      }
+      this.kick(this.writeNow() ? 0 : Math.max(0, this.takenAt + this.options.flushMs - Date.now()));
     });
   };
 
