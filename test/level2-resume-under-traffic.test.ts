@@ -23,6 +23,12 @@ const MISSED_AT_LEAST = 50;
 const LIVE_AFTER_RESUME = 100;
 /** The stream is at least this long. */
 const STREAM_AT_LEAST = 600;
+/**
+ * The stream must never meet the rate limit: every message sent has to get a seq. At the default
+ * (1,000/s, burst 2,000) a slow resume let the sender outrun it; the refused messages got no seq
+ * and the test waited for a seq that never came (it hung a CI run).
+ */
+const NO_RATE_LIMIT = { rateLimitPerSecond: 1_000_000, rateLimitBurst: 10_000_000 };
 
 /**
  * A sender streams {"n":i} without pausing (it only yields to the event loop so that sockets are
@@ -49,6 +55,15 @@ async function resumeUnderTraffic(url: string, prefix: string, cut: 'terminate' 
   const o = await joinExistingL2(url, `${prefix}-o`, 'Observer', roomId);
   const observed = new EnvelopeLog(o.client);
   const s = await joinExistingL2(url, `${prefix}-s`, 'Sender', roomId);
+  // An error to the sender (rate_limited, …) means a message got no seq: fail instead of waiting.
+  const senderRefused = new Promise<never>((_, reject) => {
+    s.client.ws.on('message', (data: Buffer) => {
+      const text = data.toString('utf8');
+      if ((JSON.parse(text) as Frame).type === 'error') reject(new Error(`the sender got ${text}`));
+    });
+  });
+  senderRefused.catch(() => undefined); // raced below; unobserved if it never rejects in a wait
+  const observe = (done: () => boolean) => Promise.race([observed.until(done), senderRefused]);
 
   let sent = 0;
   let stopAt = Number.MAX_SAFE_INTEGER;
@@ -67,7 +82,7 @@ async function resumeUnderTraffic(url: string, prefix: string, cut: 'terminate' 
   const lastSeen = seenBefore[seenBefore.length - 1]!;
   assert.deepEqual(seenBefore, oneTo(lastSeen), 'first connection: in order, no gap');
   // Wait (for frames, not for time) until the room has moved on, so that the resume has a replay.
-  await observed.until(() => observed.maxSeq >= lastSeen + MISSED_AT_LEAST);
+  await observe(() => observed.maxSeq >= lastSeen + MISSED_AT_LEAST);
 
   // The resume hello, and a ping right behind it: handled after the replay, not before.
   const r2 = await TestClient.connect(url);
@@ -101,7 +116,7 @@ async function resumeUnderTraffic(url: string, prefix: string, cut: 'terminate' 
   s.client.send('{"done":true}');
   const total = sent + 1;
   const rest = await framesUntil(r2, (f) => f.type === 'message' && isDone(f));
-  await observed.until(() => observed.maxSeq === total);
+  await observe(() => observed.maxSeq === total);
 
   // Presence frames may come about others; the receiver's envelopes are what counts.
   const seen2: number[] = [];
@@ -138,7 +153,7 @@ function isDone(frame: Frame): boolean {
 }
 
 describe('resume under traffic, replayed from the in-memory window', () => {
-  const srv = useServer({ historyWindow: 10_000 });
+  const srv = useServer({ historyWindow: 10_000, ...NO_RATE_LIMIT });
 
   it('connection cut off: the receiver gets every seq exactly once, in order', async () => {
     await resumeUnderTraffic(srv.url, 'rut-win', 'terminate');
@@ -150,7 +165,7 @@ describe('resume under traffic, replayed from the in-memory window', () => {
 });
 
 describe('resume under traffic, replayed from the database (history window 0)', () => {
-  const srv = useServer({ historyWindow: 0 });
+  const srv = useServer({ historyWindow: 0, ...NO_RATE_LIMIT });
 
   it('connection cut off: the receiver gets every seq exactly once, in order', async () => {
     await resumeUnderTraffic(srv.url, 'rut-db', 'terminate');
