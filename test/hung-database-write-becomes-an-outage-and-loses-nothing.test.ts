@@ -20,7 +20,7 @@ import {
   type RecordStatus,
 } from './helpers/record-status.js';
 import { joinExisting, joinNew } from './helpers/rooms.js';
-import { removeDir, startServer, tempDir, type TestServer } from './helpers/server.js';
+import { NO_RATE_LIMIT, removeDir, startServer, tempDir, type TestServer } from './helpers/server.js';
 import { waitFor } from './helpers/wait.js';
 
 const QUEUE_MAX = 50;
@@ -53,8 +53,7 @@ describe(`a hung database write (${TEST_DATABASE}) becomes an outage after --wri
         writerQueueMax: QUEUE_MAX,
         writerFlushMs: 10,
         writerTimeoutMs: 500,
-        rateLimitPerSecond: 1_000_000,
-        rateLimitBurst: 1_000_000,
+        ...NO_RATE_LIMIT,
       },
       dir,
       { logLines },

@@ -1,6 +1,13 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { removeDir, startServer, tempDir, useServer, type TestServer } from './helpers/server.js';
+import {
+  NO_RATE_LIMIT,
+  removeDir,
+  startServer,
+  tempDir,
+  useServer,
+  type TestServer,
+} from './helpers/server.js';
 import { TestClient, type Frame } from './helpers/client.js';
 import { joinExisting } from './helpers/rooms.js';
 import {
@@ -23,13 +30,6 @@ const MISSED_AT_LEAST = 50;
 const LIVE_AFTER_RESUME = 100;
 /** The stream is at least this long. */
 const STREAM_AT_LEAST = 600;
-/**
- * The stream must never meet the rate limit: every message sent has to get a seq. At the default
- * (1,000/s, burst 2,000) a slow resume let the sender outrun it; the refused messages got no seq
- * and the test waited for a seq that never came (it hung a CI run).
- */
-const NO_RATE_LIMIT = { rateLimitPerSecond: 1_000_000, rateLimitBurst: 10_000_000 };
-
 /**
  * A sender streams {"n":i} without pausing (it only yields to the event loop so that sockets are
  * served); a Level 2 receiver loses its connection after KILL_AFTER frames, comes back with resume
@@ -152,6 +152,7 @@ function isDone(frame: Frame): boolean {
   return data?.done === true;
 }
 
+// At the default limit (1,000/s, burst 2,000) a slow resume let the sender outrun it and hung a CI run.
 describe('resume under traffic, replayed from the in-memory window', () => {
   const srv = useServer({ historyWindow: 10_000, ...NO_RATE_LIMIT });
 

@@ -28,7 +28,7 @@ import {
   type RecordStatus,
 } from './helpers/record-status.js';
 import { joinExisting, joinNew } from './helpers/rooms.js';
-import { removeDir, startServer, tempDir, type TestServer } from './helpers/server.js';
+import { NO_RATE_LIMIT, removeDir, startServer, tempDir, type TestServer } from './helpers/server.js';
 import { waitFor } from './helpers/wait.js';
 
 const QUEUE_MAX = 50;
@@ -67,8 +67,7 @@ describe(`a slow database (${TEST_DATABASE}) pauses reading from clients; no mes
         writerQueueMax: QUEUE_MAX,
         writerFlushMs: 10,
         // A's burst is not the flood these limits are for; B must not be cut for reading slowly.
-        rateLimitPerSecond: 1_000_000,
-        rateLimitBurst: 1_000_000,
+        ...NO_RATE_LIMIT,
         maxBufferedBytes: 256 * 1024 * 1024,
       },
       dir,

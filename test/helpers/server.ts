@@ -128,6 +128,12 @@ export function removeDir(dir: string): void {
 }
 
 /**
+ * Rate limits at their highest, for tests whose own traffic streams messages: every message sent
+ * must be accepted (a refused one gets no seq, and a test waiting for it would wait forever).
+ */
+export const NO_RATE_LIMIT = { rateLimitPerSecond: 1_000_000, rateLimitBurst: 10_000_000 } as const;
+
+/**
  * One server for the enclosing describe(): started in before(), stopped and its folder removed in
  * after(). Returns a stand-in that forwards to that server once it is up, so tests write `srv.url`.
  */
