@@ -101,6 +101,16 @@ export function corkForTick(socket: WebSocket): void {
   corked.push(raw);
 }
 
+/** A constant text frame (the connection frame), framed once at startup. */
+export function preframed(text: string): readonly Buffer[] {
+  return textFrame(Buffer.from(text));
+}
+
+/** Writes a frame from `preframed` (no cork: it is sent once, at the start of a connection). */
+export function sendPreframed(socket: WebSocket, wire: readonly Buffer[]): void {
+  (socket as unknown as WsInternals)._sender.sendFrame(wire);
+}
+
 export function sendFramed(socket: WebSocket, message: RoomMessage): void {
   message.wire ??= textFrame(message.payload);
   corkForTick(socket);

@@ -5,7 +5,15 @@
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { frameEnds, frameStarts, isCorked, sendEnvelopeFramed, sendFramed } from './framing.js';
+import {
+  frameEnds,
+  frameStarts,
+  isCorked,
+  preframed,
+  sendEnvelopeFramed,
+  sendFramed,
+  sendPreframed,
+} from './framing.js';
 import type { Logger } from 'pino';
 import { CloseCode, ErrorCode } from '../protocol/codes.js';
 import { errorFrame } from '../protocol/encode.js';
@@ -60,6 +68,8 @@ export class WsTransport {
   private readonly pingSlices: Set<WebSocket>[] = [];
   private pingTurn = 0;
   private joinTurn = 0;
+  /** The connection frame, framed once. */
+  private readonly connectionWire: readonly Buffer[];
 
   constructor(
     server: HttpServer,
@@ -76,6 +86,7 @@ export class WsTransport {
       perMessageDeflate: false,
       clientTracking: false,
     });
+    this.connectionWire = preframed(options.connectionFrame);
     server.on('upgrade', this.onUpgrade);
     if (options.pingIntervalMs > 0) {
       const slices = Math.max(1, Math.floor(options.pingIntervalMs / PING_SLICE_MS));
@@ -151,7 +162,14 @@ export class WsTransport {
       socket.end(ORIGIN_NOT_ALLOWED_RESPONSE);
       return;
     }
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws, req));
+    // The 101 response and the connection frame leave in one write: one segment, and one read
+    // for the client, instead of two of each per connection.
+    socket.cork();
+    try {
+      this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws, req));
+    } finally {
+      socket.uncork();
+    }
   };
 
   private onConnection(ws: WebSocket, req: IncomingMessage): void {
@@ -251,7 +269,7 @@ export class WsTransport {
       // ws closes the socket itself after a protocol error (bad UTF-8, frame over the hard cap).
       this.log.info({ conn: session.id, err: err.message }, 'socket error');
     });
-    ws.send(this.options.connectionFrame);
+    sendPreframed(ws, this.connectionWire);
     if (this.readingPaused) ws.pause();
   }
 
