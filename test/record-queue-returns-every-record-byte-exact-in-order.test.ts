@@ -47,6 +47,7 @@ const entry: fc.Arbitrary<RecordEntry> = fc
     }),
     fc.record({ kind: fc.constant('connection_close' as const), id, at }),
     fc.record({ kind: fc.constant('room_query' as const), id, deviceId: text, roomId: text, at }),
+    fc.record({ kind: fc.constant('room' as const), roomId: text, at }),
   )
   .map((e) => ({ ...e }) as RecordEntry); // fc.record's objects have no prototype; decoded ones do
 

@@ -118,9 +118,11 @@ describe(`storage on ${TEST_DATABASE}`, () => {
     assert.equal(device.firstConnectedAt, '2026-11-26T10:00:00.123Z');
   });
 
-  it('a batch written again after it was committed inserts nothing twice', async () => {
+  it('a batch written again after it was committed inserts nothing twice (a room there already stays as it was)', async () => {
     const at = '2026-11-26T11:00:00.001Z';
     const batch: RecordEntry[] = [
+      { kind: 'room', roomId: 'STORE0R1', at },
+      { kind: 'room', roomId: ROOM, at }, // there already: left as it is
       { kind: 'device', deviceId: 'dev-1', identity: 'one-again', roomId: ROOM, at },
       {
         kind: 'connection_open',
@@ -150,6 +152,10 @@ describe(`storage on ${TEST_DATABASE}`, () => {
       { id: 42, disconnected_at: '2026-11-26T11:00:01.000Z' },
     ]);
     assert.deepEqual(await rows('select id from room_queries'), [{ id: 7 }]);
+    assert.deepEqual(await rows("select room_id, created_at from rooms where room_id = 'STORE0R1'"), [
+      { room_id: 'STORE0R1', created_at: at },
+    ]);
+    assert.equal((await store.getRoom(ROOM))!.createdAt, '2026-11-26T10:00:00.123Z');
     assert.deepEqual(await rows('select device_id, first_connected_at, last_identity from devices'), [
       { device_id: 'dev-1', first_connected_at: '2026-11-26T10:00:00.123Z', last_identity: 'one-again' },
     ]);

@@ -4,9 +4,9 @@
  * with a bounded cache in front so that most hellos need no database read.
  *
  * The cache is written through: every assignment updates it before the RecordWriter has
- * committed it. When an entry is evicted while its rows may still be queued, a read that misses
- * the cache first waits for the writer to commit up to the eviction, so it never sees the
- * database older than the cache was.
+ * committed it. When an entry is evicted while its rows may still be queued, a read of that key
+ * first waits for the writer to commit up to the eviction, so it never sees the database older
+ * than the cache was. Other keys read at once: a key this server never cached has nothing queued.
  */
 import type { Store, Timestamp } from '../store/store.js';
 import type { RecordWriter } from '../store/record-writer.js';
@@ -20,43 +20,67 @@ interface KnownRoom {
 export class Directory {
   private readonly rooms: LruMap<string, KnownRoom>;
   private readonly devices: LruMap<string, string>;
-  /** Writer ticket at the latest eviction: reads after a miss wait for it. */
-  private evictedAt = 0;
+  /**
+   * Keys evicted while their rows may still be queued → the writer's ticket at the eviction, in
+   * eviction order (so in ticket order); dropped once the writer has committed that far.
+   */
+  private readonly evictedRooms = new Map<string, number>();
+  private readonly evictedDevices = new Map<string, number>();
 
   constructor(
     private readonly store: Store,
     private readonly writer: RecordWriter,
     cacheSize: number,
   ) {
-    const onEvict = () => {
-      this.evictedAt = this.writer.ticket;
-    };
-    this.rooms = new LruMap(cacheSize, onEvict);
-    this.devices = new LruMap(cacheSize, onEvict);
+    this.rooms = new LruMap(cacheSize, (key) => this.evicted(this.evictedRooms, key));
+    this.devices = new LruMap(cacheSize, (key) => this.evicted(this.evictedDevices, key));
   }
 
-  private async settle(): Promise<void> {
-    await this.writer.until(this.evictedAt);
+  private evicted(pending: Map<string, number>, key: string): void {
+    pending.delete(key); // re-inserted at the end: the order stays the tickets' order
+    pending.set(key, this.writer.ticket);
+    for (const [oldest, ticket] of pending) {
+      if (!this.writer.committed(ticket)) break;
+      pending.delete(oldest);
+    }
+  }
+
+  /** Before a database read of `key` after a cache miss: its queued rows are committed. */
+  private async settle(pending: Map<string, number>, key: string): Promise<void> {
+    const ticket = pending.get(key);
+    if (ticket !== undefined) await this.writer.until(ticket);
   }
 
   async roomExists(roomId: string): Promise<boolean> {
     if (this.rooms.get(roomId)) return true;
+    await this.settle(this.evictedRooms, roomId);
     const row = await this.store.getRoom(roomId);
     if (row) this.rooms.set(roomId, { lastSeq: undefined });
     return row !== undefined;
   }
 
-  /** Inserts a new room; false if the code is taken. */
+  /** Creates a room; false if the code is taken. */
   async createRoom(roomId: string, at: Timestamp): Promise<boolean> {
-    const created = await this.store.insertRoom(roomId, at);
-    if (created) this.rooms.set(roomId, { lastSeq: 0 });
-    return created;
+    if (!this.store.claimsRoomsByRead) {
+      const created = await this.store.insertRoom(roomId, at);
+      if (created) this.rooms.set(roomId, { lastSeq: 0 });
+      return created;
+    }
+    // The only writer: a code is free if neither the cache (rooms not yet committed among them)
+    // nor the database knows it. A read and a row in the next batch cost a third of an INSERT
+    // of its own on the hello path, which also evicted the writer thread's cached pages.
+    if (await this.roomExists(roomId)) return false;
+    if (this.rooms.get(roomId)) return false; // claimed by another hello during the read
+    // Appended before it is cached: an eviction's ticket then covers the row.
+    this.writer.append({ kind: 'room', roomId, at });
+    this.rooms.set(roomId, { lastSeq: 0 });
+    return true;
   }
 
   async lastRoomOf(deviceId: string): Promise<string | undefined> {
     const cached = this.devices.get(deviceId);
     if (cached !== undefined) return cached;
-    await this.settle();
+    await this.settle(this.evictedDevices, deviceId);
     const row = await this.store.getDevice(deviceId);
     if (row?.lastRoomId) this.devices.set(deviceId, row.lastRoomId);
     return row?.lastRoomId ?? undefined;
@@ -70,7 +94,7 @@ export class Directory {
   async lastSeq(roomId: string): Promise<number> {
     const known = this.rooms.get(roomId);
     if (known?.lastSeq !== undefined) return known.lastSeq;
-    await this.settle();
+    await this.settle(this.evictedRooms, roomId);
     return this.store.lastSeq(roomId);
   }
 

@@ -344,8 +344,8 @@ export class Session implements Member {
     this.room = room;
     const current = room.seq;
     this.sentSeq = current;
-    directory.setLastRoom(this.deviceId, room.id);
     writer.append({ kind: 'device', deviceId: this.deviceId, identity: this.identity, roomId: room.id, at });
+    directory.setLastRoom(this.deviceId, room.id); // after its record: see Directory's eviction
     writer.append({
       kind: 'connection_open',
       id: this.id,

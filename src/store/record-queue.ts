@@ -49,6 +49,7 @@ export interface RecordVisitor {
   ): void;
   connectionClose(id: number, at: string): void;
   roomQuery(id: number, deviceId: string, roomId: string, at: string): void;
+  room(roomId: string, at: string): void;
 }
 
 const MESSAGE = 0;
@@ -56,6 +57,7 @@ const DEVICE = 1;
 const CONNECTION_OPEN = 2;
 const CONNECTION_CLOSE = 3;
 const ROOM_QUERY = 4;
+const ROOM = 5;
 
 /** A string's length field that means null. */
 const NULL = 0xffffffff;
@@ -189,6 +191,11 @@ export class RecordQueue {
         o = str(b, o, e.roomId);
         o = str(b, o, e.at);
         break;
+      case 'room':
+        b[o++] = ROOM;
+        o = str(b, o, e.roomId);
+        o = str(b, o, e.at);
+        break;
     }
     c.writeAt = o;
     c.written++;
@@ -286,6 +293,7 @@ export function decodeEntries(records: EncodedRecords): RecordEntry[] {
       out.push({ kind: 'connection_open', id, deviceId, roomId, identity, clientIp, at }),
     connectionClose: (id, at) => out.push({ kind: 'connection_close', id, at }),
     roomQuery: (id, deviceId, roomId, at) => out.push({ kind: 'room_query', id, deviceId, roomId, at }),
+    room: (roomId, at) => out.push({ kind: 'room', roomId, at }),
   });
   return out;
 }
@@ -310,6 +318,9 @@ export function visitRecords(records: EncodedRecords, v: RecordVisitor): void {
           break;
         case ROOM_QUERY:
           v.roomQuery(r.num(), r.str(), r.str(), r.str());
+          break;
+        case ROOM:
+          v.room(r.str(), r.str());
           break;
         default:
           throw new Error(`bad record tag ${String(b[r.at - 1])} at ${r.at - 1}`);
@@ -389,6 +400,8 @@ function bound(e: Exclude<RecordEntry, { kind: 'message' }>): number {
       return 1 + 8 + 4 + 3 * e.at.length;
     case 'room_query':
       return 1 + 8 + 12 + 3 * (e.deviceId.length + e.roomId.length + e.at.length);
+    case 'room':
+      return 1 + 8 + 3 * (e.roomId.length + e.at.length);
   }
 }
 
@@ -421,6 +434,9 @@ function skip(b: Buffer, o: number, n: number): number {
       case ROOM_QUERY:
         o += 8;
         strings(3);
+        break;
+      case ROOM:
+        strings(2);
         break;
       default:
         throw new Error(`bad record tag ${String(b[o - 1])} at ${o - 1}`);

@@ -158,6 +158,11 @@ export class RecordWriter {
     return this.appended;
   }
 
+  /** Whether everything appended before `ticket` is committed. */
+  committed(ticket: number): boolean {
+    return this.written >= ticket;
+  }
+
   append(entry: RecordEntry): void {
     if (entry.kind === 'room_query' && entry.id === undefined) entry.id = this.roomQueryIds.next();
     this.queue.push(entry);

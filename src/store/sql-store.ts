@@ -58,6 +58,8 @@ const WRITER_POOL: Pick<PoolOptions, 'max' | 'idle'> = { max: 2, idle: 1 };
 
 export class SqlStore implements Store {
   private writerThread: WriterThread | undefined;
+  /** Server databases may be shared by several servers (see Store.claimsRoomsByRead). */
+  readonly claimsRoomsByRead: boolean = false;
 
   constructor(
     readonly dialect: Dialect,
@@ -248,6 +250,25 @@ export class SqlStore implements Store {
     const db = this.db;
     const kind = run[0]!.kind;
     switch (kind) {
+      case 'room':
+        return [
+          compiled(
+            db
+              .insertInto('rooms')
+              .values(
+                (run as Extract<RecordEntry, { kind: 'room' }>[]).map((e) => ({
+                  room_id: e.roomId,
+                  created_at: this.toDb(e.at),
+                })),
+              )
+              .$call((q) =>
+                this.dialect === 'mysql'
+                  ? q.modifyEnd(sql`on duplicate key update ${sql.ref('room_id')} = ${sql.ref('room_id')}`)
+                  : q.onConflict((oc) => oc.column('room_id').doNothing()),
+              )
+              .compile(),
+          ),
+        ];
       case 'device':
         return [compiled(this.upsertDevices(run as Extract<RecordEntry, { kind: 'device' }>[]))];
       case 'connection_open':
@@ -414,10 +435,12 @@ function compiled(query: CompiledQuery): CompiledStatement {
 }
 
 /**
- * The kinds in the order a batch writes them: a device row before its connections and room
- * queries, a connection's open before its close; messages have no foreign keys (migration 0003).
+ * The kinds in the order a batch writes them: a room before the rows that name it, a device row
+ * before its connections and room queries, a connection's open before its close; messages have
+ * no foreign keys (migration 0003).
  */
 const KIND_ORDER: readonly RecordEntry['kind'][] = [
+  'room',
   'device',
   'connection_open',
   'connection_close',

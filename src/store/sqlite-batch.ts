@@ -50,6 +50,7 @@ export function sqliteWrites(db: BetterSqlite3.Database): SqliteWrites {
       s.connectionOpen.run(id, deviceId, roomId, identity, at, clientIp),
     connectionClose: (id, at) => s.connectionClose.run(at, id),
     roomQuery: (id, deviceId, roomId, at) => s.roomQuery.run(id, deviceId, roomId, at),
+    room: (roomId, at) => s.room.run(roomId, at),
   };
   const writeAll = db.transaction((records: EncodedRecords) => visitRecords(records, visitor));
   return {

@@ -16,6 +16,8 @@ import { WriterThread } from './writer-thread.js';
 import { encodeEntries, type EncodedRecords } from './record-queue.js';
 
 export class SqliteStore extends SqlStore {
+  /** One server process owns the SQLite file; its writer thread is the only other writer. */
+  override readonly claimsRoomsByRead = true;
   private writes: SqliteWrites | undefined;
   private thread: WriterThread | undefined;
   /** The hello path's statements, prepared once: Kysely would build and prepare each query anew. */

@@ -26,6 +26,11 @@ export interface DeviceRow {
 }
 
 export type RecordEntry =
+  /**
+   * A room was created (Store.claimsRoomsByRead): insert it, or nothing if the row is there.
+   * It comes before every record that names the room.
+   */
+  | { kind: 'room'; roomId: string; at: Timestamp }
   /** A device was assigned to a room: upsert `devices` (first_connected_at kept). */
   | { kind: 'device'; deviceId: string; identity: string; roomId: string; at: Timestamp }
   | {
@@ -86,6 +91,13 @@ export interface MessageQuery {
 
 export interface Store {
   readonly dialect: Dialect;
+  /**
+   * This server is the database's only writer (embedded SQLite): a new room code is checked with
+   * a read and its row goes out with the next batch (a `room` record), not an INSERT on the hello
+   * path. False where several servers may share the database: there the primary key decides at
+   * once (insertRoom).
+   */
+  readonly claimsRoomsByRead: boolean;
   /** Applies pending migrations; returns the names applied now. */
   migrate(): Promise<string[]>;
   getRoom(roomId: string): Promise<RoomRow | undefined>;
