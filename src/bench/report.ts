@@ -7,6 +7,7 @@ import { availableParallelism, cpus, loadavg, release, totalmem } from 'node:os'
 import type { BenchOptions } from './options.js';
 import {
   medianJoin,
+  medianDelivered,
   medianStep,
   type HoldOutcome,
   type JoinOutcome,
@@ -174,13 +175,21 @@ export function summarise(results: Omit<BenchResults, 'summary'>): SummaryRow[] 
     scenario: 'relay' | 'fanout',
     outcomes: Record<string, Outcome<LadderOutcome>> | undefined,
   ): void => {
+    // With alternated saturation rounds: the median round, against the ceiling's rounds beside
+    // this target (see saturationRounds); else the ladder's best step.
+    const rounds = outcomes && Object.values(outcomes).some((o) => ok(o)?.saturationRounds);
     row(
       scenario,
-      'saturation throughput (delivered)',
+      `saturation throughput (delivered)${rounds ? ` (median of ${results.options.rounds} rounds alternated with the ceiling's at each one's best ladder step, each ratio against the ceiling rounds of its own target)` : ''}`,
       'msg/s',
       'higher',
       outcomes,
-      (o) => o.saturation?.deliveredPerSec,
+      (o) =>
+        (o.saturationRounds ? medianDelivered(o.saturationRounds.rounds) : o.saturation)?.deliveredPerSec,
+      (o) =>
+        o.saturationRounds?.ceilingRounds
+          ? medianDelivered(o.saturationRounds.ceilingRounds)?.deliveredPerSec
+          : undefined,
     );
     row(scenario, 'p50 latency at saturation', 'ms', 'lower', outcomes, (o) => o.saturation?.latency.p50);
     row(scenario, 'p99 latency at saturation', 'ms', 'lower', outcomes, (o) => o.saturation?.latency.p99);
@@ -307,7 +316,13 @@ function stepsTable(title: string, outcomes: Record<string, Outcome<LadderOutcom
             label: ` (quarter of ${q.reference}, round ${i + 1}/${q.rounds!.length}${s === q.step ? ', the median' : ''})`,
           }))
         : [{ s: q.step, label: ` (quarter of ${q.reference})` }];
-    const all = [...o.steps.map((s) => ({ s, label: '' })), ...quarterRows];
+    const saturation = o.saturationRounds?.rounds ?? [];
+    const median = medianDelivered(saturation);
+    const saturationRows = saturation.map((s, i) => ({
+      s,
+      label: ` (saturation again, round ${i + 1}/${saturation.length}${s === median ? ', the median' : ''})`,
+    }));
+    const all = [...o.steps.map((s) => ({ s, label: '' })), ...quarterRows, ...saturationRows];
     for (const { s, label } of all) {
       lines.push(
         `| ${target}${label} | ${fmt(s.offered)} | ${fmt(s.offeredDeliveries)} | ${fmt(s.deliveredPerSec)} | ${(s.deliveredShare * 100).toFixed(1)} % | ${fmt(s.latency.p50)} | ${fmt(s.latency.p99)} | ${fmt(s.latency.max)} | ${fmt(s.serverCpuPct)} |`,
@@ -646,7 +661,7 @@ ${joinTable(results.scenarios.join)}
   runs both servers at a quarter of the ceiling's saturated rate, a load both should carry easily,
   after each one's ladder (both warmed up by the same steps, their records written): in
   ${o.rounds || 1} ${o.rounds ? 'rounds alternating the ceiling and each target (the ceiling stays up for it), the median round of each reported' : 'step per target'},
-  because the host's noise moves p99 several-fold from one minute to the next.
+  because the host's noise moves p99 several-fold from one minute to the next.${o.rounds ? ` Then, as often, each server runs again at the offered rate of its own best ladder step, alternating the ceiling and the target; the saturation throughput in the summary is the median of these rounds, and its ratio is against the ceiling's rounds beside the same target (a ladder climbs once, and one noisy window can cost either server a fifth of its figure).` : ''}
 - **fanout** — ${o.fanoutRooms} rooms × ${o.fanoutMembers} members, ${o.fanoutSenders} sender(s) per room, the same
   ladder in deliveries per second.
 - **join** — for ${o.duration} s, ${o.joinConcurrency} handshakes in flight per worker: connect, receive the

@@ -28,8 +28,10 @@ import {
 } from './report.js';
 import {
   medianJoin,
+  medianDelivered,
   medianStep,
   quarterRounds,
+  saturationRounds,
   runHold,
   runJoin,
   runLadder,
@@ -200,10 +202,12 @@ export async function runBench(argv: string[]): Promise<number> {
           const out: Record<string, Outcome<LadderOutcome>> = {};
           const others = targets.filter((t) => t.kind !== 'ceiling');
           // With --rounds, the ceiling's server stays up through the other targets' ladders:
-          // their quarter-load step alternates between it and them (quarterRounds).
+          // their quarter-load and saturation steps alternate between it and them
+          // (quarterRounds, saturationRounds).
           const alternate = opts.rounds > 0 && others.length > 0;
           let ceilingServer: ServerProcess | undefined;
           const ceilingRounds: TrafficStep[] = [];
+          const ceilingSaturationRounds: TrafficStep[] = [];
           try {
             for (const target of targets) {
               if (target.kind === 'ceiling') {
@@ -249,6 +253,25 @@ export async function runBench(argv: string[]): Promise<number> {
                 const step = medianStep(r.target);
                 if (step)
                   ladder.quarter = { reference: 'ceiling', step, rounds: r.target, ceilingRounds: r.ceiling };
+                const rates = {
+                  ceiling: ceiling && !isError(ceiling) ? ceiling.saturation?.offered : undefined,
+                  target: ladder.saturation?.offered,
+                };
+                if (rates.ceiling && rates.target) {
+                  log(
+                    `    saturation again: ceiling at ${rates.ceiling}/s, ${target.name} at ${rates.target}/s, ${opts.rounds} round(s) alternating`,
+                  );
+                  const s = await saturationRounds(
+                    ctx,
+                    { ceiling: ceilingNow, target: server },
+                    setup,
+                    { ceiling: rates.ceiling, target: rates.target },
+                    opts.rounds,
+                  );
+                  ceilingSaturationRounds.push(...s.ceiling);
+                  if (s.target.length)
+                    ladder.saturationRounds = { rounds: s.target, ceilingRounds: s.ceiling };
+                }
                 return ladder;
               });
             }
@@ -256,6 +279,12 @@ export async function runBench(argv: string[]): Promise<number> {
             await ceilingServer?.stop().catch(() => undefined);
           }
           const ceiling = out.ceiling;
+          if (ceiling && !isError(ceiling) && ceilingSaturationRounds.length) {
+            ceiling.saturationRounds = { rounds: ceilingSaturationRounds };
+            log(
+              `    ceiling, saturation rounds: median ${medianDelivered(ceilingSaturationRounds)?.deliveredPerSec} msg/s of ${ceilingSaturationRounds.map((s) => s.deliveredPerSec).join(', ')}`,
+            );
+          }
           const step = medianStep(ceilingRounds);
           if (ceiling && !isError(ceiling) && step) {
             ceiling.quarter = { reference: 'ceiling', step, rounds: ceilingRounds };

@@ -308,6 +308,11 @@ export interface LadderOutcome extends RoomsSetup {
   stoppedBecause: string | undefined;
   /** The step with the most deliveries per second. */
   saturation: TrafficStep | undefined;
+  /**
+   * With --rounds (relay): the saturation step again, alternated with the ceiling's (see
+   * saturationRounds). On the ceiling: its rounds beside every target.
+   */
+  saturationRounds?: { rounds: TrafficStep[]; ceilingRounds?: TrafficStep[] };
   /** The highest step delivering ≥ 95 % of its offer with p99 ≤ 100 ms: the usable capacity. */
   sustained: TrafficStep | undefined;
   /**
@@ -407,12 +412,39 @@ export async function runLadder(
  * 115 ms within one hour. Alternating puts both under the same spells of host noise; the median
  * round of each is reported, and every round is kept.
  */
-export async function quarterRounds(
+export function quarterRounds(
   ctx: Context,
   servers: { ceiling: ServerProcess; target: ServerProcess },
   setup: RoomsSetup,
   rate: number,
   rounds: number,
+): Promise<{ ceiling: TrafficStep[]; target: TrafficStep[] }> {
+  return alternatedRounds(ctx, servers, setup, { ceiling: rate, target: rate }, rounds, 'quarter');
+}
+
+/**
+ * The saturation step again, in rounds alternated with the ceiling's: each server at the offered
+ * rate where its own ladder delivered the most. A ladder climbs once, so one noisy window (another
+ * tenant of the host) can cost either server a fifth of its figure; the ratio of the medians of
+ * alternated rounds is what the summary reports.
+ */
+export function saturationRounds(
+  ctx: Context,
+  servers: { ceiling: ServerProcess; target: ServerProcess },
+  setup: RoomsSetup,
+  rates: { ceiling: number; target: number },
+  rounds: number,
+): Promise<{ ceiling: TrafficStep[]; target: TrafficStep[] }> {
+  return alternatedRounds(ctx, servers, setup, rates, rounds, 'saturation');
+}
+
+async function alternatedRounds(
+  ctx: Context,
+  servers: { ceiling: ServerProcess; target: ServerProcess },
+  setup: RoomsSetup,
+  rates: { ceiling: number; target: number },
+  rounds: number,
+  label: string,
 ): Promise<{ ceiling: TrafficStep[]; target: TrafficStep[] }> {
   const timing = stepTiming(ctx.opts);
   const out = { ceiling: [] as TrafficStep[], target: [] as TrafficStep[] };
@@ -421,8 +453,8 @@ export async function quarterRounds(
       const server = servers[which];
       const rooms = await openRooms(ctx, server, setup, 'relay');
       try {
-        const step = await trafficStep(ctx, server, rooms, rate, timing);
-        ctx.log(`    quarter round ${round}/${rounds} on ${server.spec.name}: ${describeStep(step)}`);
+        const step = await trafficStep(ctx, server, rooms, rates[which], timing);
+        ctx.log(`    ${label} round ${round}/${rounds} on ${server.spec.name}: ${describeStep(step)}`);
         out[which].push(step);
       } finally {
         await closeAll(ctx);
@@ -435,6 +467,12 @@ export async function quarterRounds(
 /** The step of median p99 (the lower middle of an even count). */
 export function medianStep(steps: readonly TrafficStep[]): TrafficStep | undefined {
   const sorted = [...steps].sort((a, b) => a.latency.p99 - b.latency.p99);
+  return sorted[Math.floor((sorted.length - 1) / 2)];
+}
+
+/** The step of median delivered rate (the lower middle of an even count). */
+export function medianDelivered(steps: readonly TrafficStep[]): TrafficStep | undefined {
+  const sorted = [...steps].sort((a, b) => a.deliveredPerSec - b.deliveredPerSec);
   return sorted[Math.floor((sorted.length - 1) / 2)];
 }
 
