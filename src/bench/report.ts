@@ -176,7 +176,7 @@ export function summarise(results: Omit<BenchResults, 'summary'>): SummaryRow[] 
     outcomes: Record<string, Outcome<LadderOutcome>> | undefined,
   ): void => {
     // With alternated saturation rounds: the median round, against the ceiling's rounds beside
-    // this target (see saturationRounds); else the ladder's best step.
+    // this target (see alternatedRounds); else the ladder's best step.
     const rounds = outcomes && Object.values(outcomes).some((o) => ok(o)?.saturationRounds);
     row(
       scenario,

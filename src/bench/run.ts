@@ -28,10 +28,9 @@ import {
 } from './report.js';
 import {
   medianJoin,
+  alternatedRounds,
   medianDelivered,
   medianStep,
-  quarterRounds,
-  saturationRounds,
   runHold,
   runJoin,
   runLadder,
@@ -203,7 +202,7 @@ export async function runBench(argv: string[]): Promise<number> {
           const others = targets.filter((t) => t.kind !== 'ceiling');
           // With --rounds, the ceiling's server stays up through the other targets' ladders:
           // their quarter-load and saturation steps alternate between it and them
-          // (quarterRounds, saturationRounds).
+          // (alternatedRounds).
           const alternate = opts.rounds > 0 && others.length > 0;
           let ceilingServer: ServerProcess | undefined;
           const ceilingRounds: TrafficStep[] = [];
@@ -242,12 +241,13 @@ export async function runBench(argv: string[]): Promise<number> {
                 log(
                   `    quarter of ceiling saturation: ${rate}/s, ${opts.rounds} round(s) alternating ceiling and ${target.name}`,
                 );
-                const r = await quarterRounds(
+                const r = await alternatedRounds(
                   ctx,
                   { ceiling: ceilingNow, target: server },
                   setup,
-                  rate,
+                  { ceiling: rate, target: rate },
                   opts.rounds,
+                  'quarter',
                 );
                 ceilingRounds.push(...r.ceiling);
                 const step = medianStep(r.target);
@@ -261,12 +261,13 @@ export async function runBench(argv: string[]): Promise<number> {
                   log(
                     `    saturation again: ceiling at ${rates.ceiling}/s, ${target.name} at ${rates.target}/s, ${opts.rounds} round(s) alternating`,
                   );
-                  const s = await saturationRounds(
+                  const s = await alternatedRounds(
                     ctx,
                     { ceiling: ceilingNow, target: server },
                     setup,
                     { ceiling: rates.ceiling, target: rates.target },
                     opts.rounds,
+                    'saturation',
                   );
                   ceilingSaturationRounds.push(...s.ceiling);
                   if (s.target.length)
@@ -319,7 +320,7 @@ export async function runBench(argv: string[]): Promise<number> {
             });
             break;
           }
-          // Alternating rounds, as for the relay's quarter-load step (see quarterRounds): one
+          // Alternating rounds, as for the relay's quarter-load step (see alternatedRounds): one
           // window each, minutes apart, measured the host's noise as much as the servers.
           const out: Record<string, Outcome<JoinOutcome>> = {};
           const ceilingRounds: JoinOutcome[] = [];

@@ -310,14 +310,14 @@ export interface LadderOutcome extends RoomsSetup {
   saturation: TrafficStep | undefined;
   /**
    * With --rounds (relay): the saturation step again, alternated with the ceiling's (see
-   * saturationRounds). On the ceiling: its rounds beside every target.
+   * alternatedRounds). On the ceiling: its rounds beside every target.
    */
   saturationRounds?: { rounds: TrafficStep[]; ceilingRounds?: TrafficStep[] };
   /** The highest step delivering ≥ 95 % of its offer with p99 ≤ 100 ms: the usable capacity. */
   sustained: TrafficStep | undefined;
   /**
    * A step at a quarter of the reference saturation (relay only). With `rounds`, the step is the
-   * round of median p99 among them (see quarterRounds).
+   * round of median p99 among them (see alternatedRounds).
    */
   quarter:
     | {
@@ -405,46 +405,22 @@ export async function runLadder(
 }
 
 /**
- * The quarter-load comparison, in `rounds` alternating windows: the ceiling, then the target, on
- * the same rooms setup at the same rate, both servers warm (each has run its ladder). A single
- * window per server, minutes apart, compared what the host happened to do then as much as the
- * servers: on one 2-core host the ceiling's own p99 at 18,000 msg/s measured 7.5, 10.3, 42.8 and
- * 115 ms within one hour. Alternating puts both under the same spells of host noise; the median
- * round of each is reported, and every round is kept.
+ * A step in `rounds` alternating windows: the ceiling, then the target, on the same rooms setup,
+ * both servers warm (each has run its ladder). `quarter`: both at a quarter of the ceiling's
+ * saturation. `saturation`: each at the offered rate of its own best ladder step, since a ladder
+ * climbs once and one noisy window (another tenant of the host) can cost either server a fifth of
+ * its figure. A single window per server, minutes apart, compared what the host happened to do
+ * then as much as the servers: on one 2-core host the ceiling's own p99 at 18,000 msg/s measured
+ * 7.5, 10.3, 42.8 and 115 ms within one hour. Alternating puts both under the same spells of host
+ * noise; the median round of each is reported, and every round is kept.
  */
-export function quarterRounds(
-  ctx: Context,
-  servers: { ceiling: ServerProcess; target: ServerProcess },
-  setup: RoomsSetup,
-  rate: number,
-  rounds: number,
-): Promise<{ ceiling: TrafficStep[]; target: TrafficStep[] }> {
-  return alternatedRounds(ctx, servers, setup, { ceiling: rate, target: rate }, rounds, 'quarter');
-}
-
-/**
- * The saturation step again, in rounds alternated with the ceiling's: each server at the offered
- * rate where its own ladder delivered the most. A ladder climbs once, so one noisy window (another
- * tenant of the host) can cost either server a fifth of its figure; the ratio of the medians of
- * alternated rounds is what the summary reports.
- */
-export function saturationRounds(
+export async function alternatedRounds(
   ctx: Context,
   servers: { ceiling: ServerProcess; target: ServerProcess },
   setup: RoomsSetup,
   rates: { ceiling: number; target: number },
   rounds: number,
-): Promise<{ ceiling: TrafficStep[]; target: TrafficStep[] }> {
-  return alternatedRounds(ctx, servers, setup, rates, rounds, 'saturation');
-}
-
-async function alternatedRounds(
-  ctx: Context,
-  servers: { ceiling: ServerProcess; target: ServerProcess },
-  setup: RoomsSetup,
-  rates: { ceiling: number; target: number },
-  rounds: number,
-  label: string,
+  label: 'quarter' | 'saturation',
 ): Promise<{ ceiling: TrafficStep[]; target: TrafficStep[] }> {
   const timing = stepTiming(ctx.opts);
   const out = { ceiling: [] as TrafficStep[], target: [] as TrafficStep[] };

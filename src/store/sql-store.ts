@@ -97,12 +97,18 @@ export class SqlStore implements Store {
   }
 
   async insertRoom(roomId: string, createdAt: Timestamp): Promise<boolean> {
-    const insert = this.db.insertInto('rooms').values({ room_id: roomId, created_at: this.toDb(createdAt) });
-    const result =
-      this.dialect === 'mysql'
-        ? await insert.ignore().executeTakeFirst() // rooms has no foreign key IGNORE could hide
-        : await insert.onConflict((oc) => oc.column('room_id').doNothing()).executeTakeFirst();
+    const result = await this.insertRooms([
+      { room_id: roomId, created_at: this.toDb(createdAt) },
+    ]).executeTakeFirst();
     return Number(result.numInsertedOrUpdatedRows ?? 0n) === 1;
+  }
+
+  /** An INSERT of rooms that leaves a code already there as it was. */
+  private insertRooms(rows: { room_id: string; created_at: string }[]) {
+    const insert = this.db.insertInto('rooms').values(rows);
+    return this.dialect === 'mysql'
+      ? insert.ignore() // rooms has no foreign key IGNORE could hide
+      : insert.onConflict((oc) => oc.column('room_id').doNothing());
   }
 
   async getDevice(deviceId: string): Promise<DeviceRow | undefined> {
@@ -253,20 +259,12 @@ export class SqlStore implements Store {
       case 'room':
         return [
           compiled(
-            db
-              .insertInto('rooms')
-              .values(
-                (run as Extract<RecordEntry, { kind: 'room' }>[]).map((e) => ({
-                  room_id: e.roomId,
-                  created_at: this.toDb(e.at),
-                })),
-              )
-              .$call((q) =>
-                this.dialect === 'mysql'
-                  ? q.modifyEnd(sql`on duplicate key update ${sql.ref('room_id')} = ${sql.ref('room_id')}`)
-                  : q.onConflict((oc) => oc.column('room_id').doNothing()),
-              )
-              .compile(),
+            this.insertRooms(
+              (run as Extract<RecordEntry, { kind: 'room' }>[]).map((e) => ({
+                room_id: e.roomId,
+                created_at: this.toDb(e.at),
+              })),
+            ).compile(),
           ),
         ];
       case 'device':
