@@ -226,8 +226,8 @@ export async function runBench(argv: string[]): Promise<number> {
                 );
                 continue;
               }
-              const ceiling = out.ceiling;
-              const ceilingRate = ceiling && !isError(ceiling) ? saturatedRate(ceiling) : 0;
+              const ceiling = out.ceiling && !isError(out.ceiling) ? out.ceiling : undefined;
+              const ceilingRate = ceiling ? saturatedRate(ceiling) : 0;
               out[target.name] = await onTarget('relay', target, async (server) => {
                 const ceilingNow = ceilingServer?.exitStatus === undefined ? ceilingServer : undefined;
                 if (!ceilingNow || !ceilingRate) {
@@ -254,7 +254,7 @@ export async function runBench(argv: string[]): Promise<number> {
                 if (step)
                   ladder.quarter = { reference: 'ceiling', step, rounds: r.target, ceilingRounds: r.ceiling };
                 const rates = {
-                  ceiling: ceiling && !isError(ceiling) ? ceiling.saturation?.offered : undefined,
+                  ceiling: ceiling?.saturation?.offered,
                   target: ladder.saturation?.offered,
                 };
                 if (rates.ceiling && rates.target) {
