@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=32 --heap-growing-percent=20
+#!/usr/bin/env -S node --max-semi-space-size=32 --heap-growing-percent=20 --no-parallel-scavenge
 /**
  * The `room-manager` command: `serve` runs the server, `migrate` brings the database schema up to
  * date. Every setting is a flag or an environment variable (src/config/schema.ts).
