@@ -442,13 +442,17 @@ export async function alternatedRounds(
 
 /** The step of median p99 (the lower middle of an even count). */
 export function medianStep(steps: readonly TrafficStep[]): TrafficStep | undefined {
-  const sorted = [...steps].sort((a, b) => a.latency.p99 - b.latency.p99);
-  return sorted[Math.floor((sorted.length - 1) / 2)];
+  return medianBy(steps, (s) => s.latency.p99);
 }
 
 /** The step of median delivered rate (the lower middle of an even count). */
 export function medianDelivered(steps: readonly TrafficStep[]): TrafficStep | undefined {
-  const sorted = [...steps].sort((a, b) => a.deliveredPerSec - b.deliveredPerSec);
+  return medianBy(steps, (s) => s.deliveredPerSec);
+}
+
+/** The item of median `key` (the lower middle of an even count), or undefined if none. */
+function medianBy<T>(items: readonly T[], key: (item: T) => number): T | undefined {
+  const sorted = [...items].sort((a, b) => key(a) - key(b));
   return sorted[Math.floor((sorted.length - 1) / 2)];
 }
 
@@ -475,8 +479,7 @@ export interface JoinOutcome {
 
 /** The run of median handshakes per second (the lower middle of an even count), with all runs. */
 export function medianJoin(runs: readonly JoinOutcome[]): JoinOutcome | undefined {
-  const sorted = [...runs].sort((a, b) => a.handshakesPerSec - b.handshakesPerSec);
-  const median = sorted[Math.floor((sorted.length - 1) / 2)];
+  const median = medianBy(runs, (r) => r.handshakesPerSec);
   return median && { ...median, rounds: [...runs] };
 }
 
