@@ -73,7 +73,7 @@ export class RoomServer {
       config.databaseUrl,
       { max: config.dbPoolMax, idle: config.dbPoolIdle, connectTimeoutMs: config.dbTimeoutMs },
       log,
-      { writerNice: config.writerNice },
+      { nice: config.writerNice, sliceMs: config.writerSliceMs },
     ));
     const applied = await store.migrate();
     if (applied.length) log.info({ migrations: applied }, 'database migrated');

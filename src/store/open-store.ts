@@ -1,7 +1,7 @@
 /** DATABASE_URL → the Store for it. */
 import type { Logger } from 'pino';
 import type { Store } from './store.js';
-import { SqliteStore } from './sqlite-store.js';
+import { SqliteStore, type SqliteWriterOptions } from './sqlite-store.js';
 import { MysqlStore } from './mysql-store.js';
 import { PostgresStore } from './postgres-store.js';
 import { DEFAULT_POOL, type PoolOptions } from './pool-options.js';
@@ -13,13 +13,13 @@ export function openStore(
   databaseUrl: string,
   pool: PoolOptions = DEFAULT_POOL,
   log?: Logger,
-  sqlite: { writerNice?: number } = {},
+  sqliteWriter: Partial<SqliteWriterOptions> = {},
 ): Store {
   switch (backendOf(databaseUrl)) {
     case 'sqlite': {
       let path = databaseUrl.slice('sqlite:'.length);
       if (path.startsWith('//')) path = path.slice(2); // sqlite://path, as some tools write it
-      return SqliteStore.open(path, sqlite.writerNice);
+      return SqliteStore.open(path, sqliteWriter);
     }
     case 'mysql':
       return MysqlStore.open(databaseUrl, pool);

@@ -298,11 +298,13 @@ export function decodeEntries(records: EncodedRecords): RecordEntry[] {
   return out;
 }
 
-export function visitRecords(records: EncodedRecords, v: RecordVisitor): void {
+/** `beforeEach`, if given, is called before each record is visited (the SQLite writer paces itself there). */
+export function visitRecords(records: EncodedRecords, v: RecordVisitor, beforeEach?: () => void): void {
   for (const part of records.parts) {
     const b = Buffer.from(part.buffer, part.start, part.end - part.start);
     const r = new Reader(b);
     while (r.at < b.length) {
+      beforeEach?.();
       switch (b[r.at++]) {
         case MESSAGE:
           v.message(r.str(), r.num(), r.str(), r.str(), r.strOrNull(), r.str(), r.str());

@@ -15,8 +15,11 @@ export interface SqliteWrites {
   closeOpenConnections(at: Timestamp): number;
 }
 
-/** Every insert is idempotent, as in SqlStore: a batch written twice inserts no row twice. */
-export function sqliteWrites(db: BetterSqlite3.Database): SqliteWrites {
+/**
+ * Every insert is idempotent, as in SqlStore: a batch written twice inserts no row twice.
+ * `pace`, if given, runs before each record of a batch (inside its transaction).
+ */
+export function sqliteWrites(db: BetterSqlite3.Database, pace?: () => void): SqliteWrites {
   const s = {
     device: db.prepare(
       `insert into devices (device_id, first_connected_at, last_connected_at, last_room_id, last_identity)
@@ -52,7 +55,7 @@ export function sqliteWrites(db: BetterSqlite3.Database): SqliteWrites {
     roomQuery: (id, deviceId, roomId, at) => s.roomQuery.run(id, deviceId, roomId, at),
     room: (roomId, at) => s.room.run(roomId, at),
   };
-  const writeAll = db.transaction((records: EncodedRecords) => visitRecords(records, visitor));
+  const writeAll = db.transaction((records: EncodedRecords) => visitRecords(records, visitor, pace));
   return {
     writeAll,
     insertRoom: (roomId, createdAt) => s.room.run(roomId, createdAt).changes === 1,

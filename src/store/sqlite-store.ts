@@ -15,6 +15,16 @@ import { configure, sqliteWrites, type SqliteWrites } from './sqlite-batch.js';
 import { WriterThread } from './writer-thread.js';
 import { encodeEntries, type EncodedRecords } from './record-queue.js';
 
+/** How the writer thread of a file database runs (--writer-nice, --writer-slice-ms). */
+export interface SqliteWriterOptions {
+  /** The thread's nice value. */
+  nice: number;
+  /** Work between two of its pauses within a batch, ms; 0: no pauses. */
+  sliceMs: number;
+}
+
+const DEFAULT_WRITER: SqliteWriterOptions = { nice: 0, sliceMs: 0 };
+
 export class SqliteStore extends SqlStore {
   /** One server process owns the SQLite file; its writer thread is the only other writer. */
   override readonly claimsRoomsByRead = true;
@@ -26,20 +36,17 @@ export class SqliteStore extends SqlStore {
   private constructor(
     private readonly sqlite: BetterSqlite3.Database,
     private readonly path: string | undefined,
-    private readonly writerNice: number,
+    private readonly writer: SqliteWriterOptions,
   ) {
     super('sqlite', new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) }));
   }
 
-  /**
-   * `path` is a file path (its folder is created) or `:memory:`. `writerNice` is the writer
-   * thread's nice value (--writer-nice).
-   */
-  static open(path: string, writerNice = 0): SqliteStore {
+  /** `path` is a file path (its folder is created) or `:memory:` (written inline, no thread). */
+  static open(path: string, writer: Partial<SqliteWriterOptions> = {}): SqliteStore {
     const memory = path === ':memory:' || path === '';
     if (!memory) mkdirSync(dirname(resolve(path)), { recursive: true });
     const sqlite = configure(new BetterSqlite3(memory ? ':memory:' : path));
-    return new SqliteStore(sqlite, memory ? undefined : resolve(path), writerNice);
+    return new SqliteStore(sqlite, memory ? undefined : resolve(path), { ...DEFAULT_WRITER, ...writer });
   }
 
   override async migrate(): Promise<string[]> {
@@ -48,7 +55,7 @@ export class SqliteStore extends SqlStore {
     if (this.path) {
       this.thread = new WriterThread(
         'sqlite-writer-thread',
-        { path: this.path, nice: this.writerNice },
+        { path: this.path, ...this.writer },
         // The thread's garbage is a batch's strings, which die as soon as they are inserted: a
         // small young generation suffices. Left to grow (the server's --max-semi-space-size
         // applies to every isolate): up to 64 MiB of new space this thread has no use for.

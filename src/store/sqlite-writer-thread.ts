@@ -9,8 +9,10 @@ import { parentPort, workerData } from 'node:worker_threads';
 import BetterSqlite3 from 'better-sqlite3';
 import { configure, sqliteWrites } from './sqlite-batch.js';
 import type { WriterRequest, WriterResponse } from './writer-thread-protocol.js';
+import type { SqliteWriterOptions } from './sqlite-store.js';
+import { Pacer } from './pacer.js';
 
-const { path, nice } = workerData as { path: string; nice: number };
+const { path, nice, sliceMs } = workerData as SqliteWriterOptions & { path: string };
 lowerPriority(nice);
 const db = configure(new BetterSqlite3(path));
 // The records arrive in an order that satisfies the foreign keys (a room before its members, a
@@ -18,7 +20,8 @@ const db = configure(new BetterSqlite3(path));
 // and room queries, and a violation would only mean refusing a record we must keep. The schema
 // still declares them (messages have none: migration 0003), and MySQL/PostgreSQL enforce them.
 db.pragma('foreign_keys = OFF');
-const writes = sqliteWrites(db);
+const pacer = sliceMs > 0 ? new Pacer(sliceMs) : undefined;
+const writes = sqliteWrites(db, pacer?.pace);
 const port = parentPort!;
 
 port.on('message', (req: WriterRequest) => {
@@ -26,6 +29,7 @@ port.on('message', (req: WriterRequest) => {
   try {
     switch (req.op) {
       case 'write':
+        pacer?.start();
         writes.writeAll(req);
         res = { id: req.id, ok: true, value: req.count };
         break;
