@@ -24,6 +24,7 @@ import { RoomHistory } from './rooms/room-history.js';
 import { RoomRegistry } from './rooms/room-registry.js';
 import { ServerIds } from './store/server-ids.js';
 import { openStore } from './store/open-store.js';
+import { sqliteWriterOptions } from './store/sqlite-store.js';
 import { RecordWriter } from './store/record-writer.js';
 import { spoolFileFor } from './store/spool.js';
 import type { Store } from './store/store.js';
@@ -73,7 +74,7 @@ export class RoomServer {
       config.databaseUrl,
       { max: config.dbPoolMax, idle: config.dbPoolIdle, connectTimeoutMs: config.dbTimeoutMs },
       log,
-      { nice: config.writerNice, sliceMs: config.writerSliceMs },
+      sqliteWriterOptions(config),
     ));
     const applied = await store.migrate();
     if (applied.length) log.info({ migrations: applied }, 'database migrated');

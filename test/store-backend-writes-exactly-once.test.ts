@@ -10,6 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { pino } from 'pino';
 import { loadConfig } from '../src/config/load.js';
 import { openStore } from '../src/store/open-store.js';
+import { sqliteWriterOptions } from '../src/store/sqlite-store.js';
 import { RecordWriter } from '../src/store/record-writer.js';
 import type { RecordEntry, Store } from '../src/store/store.js';
 import { TEST_DATABASE } from './helpers/db.js';
@@ -46,8 +47,7 @@ describe(`storage on ${TEST_DATABASE}`, () => {
   before(async () => {
     url = await testDatabaseUrl(dir);
     // The writer thread as the server runs it: a large batch is written in paced slices.
-    const config = loadConfig();
-    store = openStore(url, undefined, silent, { nice: config.writerNice, sliceMs: config.writerSliceMs });
+    store = openStore(url, undefined, silent, sqliteWriterOptions(loadConfig()));
     await store.migrate();
     const at = '2026-11-26T10:00:00.123Z';
     assert.equal(await store.insertRoom(ROOM, at), true);

@@ -4,6 +4,7 @@
  * this list, so a new setting is added here and nowhere else.
  */
 import { z } from 'zod';
+import { PAUSE_BUDGET_MS } from '../store/pacer.js';
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const list = z.union([z.array(z.string()), z.string()]).transform((v) =>
@@ -411,14 +412,13 @@ export const SETTINGS: SettingSpec[] = [
     key: 'writerSliceMs',
     flag: 'writer-slice-ms',
     env: 'WRITER_SLICE_MS',
-    // SQLite only. A pause as long as each slice of batch work (at most 25 ms a batch), so that
+    // SQLite only. A pause as long as each slice of batch work (PAUSE_BUDGET_MS at most), so that
     // the writer's CPU comes in short runs beside the relay: see Pacer (store/pacer.ts).
     // Relay 500×2 at 18,000 msg/s, 9 rounds alternated: median p99 3.5 ms at 1 against 4.0 ms at 0
     // (the ceiling's 1.9-2.5); saturation the same (88,000-90,000 msg/s at 90,000 offered).
     schema: int(0, 1000).default(1),
     shownDefault: '1',
-    description:
-      'SQLite only: the writer thread pauses as long after each this many ms of work in a batch (up to 25 ms a batch), which keeps its CPU from crowding the relay; 0 writes each batch in one go.',
+    description: `SQLite only: the writer thread pauses as long after each this many ms of work in a batch (up to ${PAUSE_BUDGET_MS} ms a batch), which keeps its CPU from crowding the relay; 0 writes each batch in one go.`,
   },
   {
     key: 'spoolDir',

@@ -5,7 +5,7 @@
  * through; a large one, which means the writer is behind, is written mostly unpaced and loses at
  * most this much time.
  */
-const PAUSE_BUDGET_MS = 25;
+export const PAUSE_BUDGET_MS = 25;
 
 /**
  * Spreads a batch's work over time: after each `sliceMs` of it the thread sleeps as long, until

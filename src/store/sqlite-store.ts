@@ -8,6 +8,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { Kysely, SqliteDialect } from 'kysely';
+import type { Config } from '../config/schema.js';
 import type { Database, DevicesTable } from './schema.js';
 import { SqlStore } from './sql-store.js';
 import type { DeviceRow, RecordEntry, RoomRow, Timestamp } from './store.js';
@@ -24,6 +25,13 @@ export interface SqliteWriterOptions {
 }
 
 const DEFAULT_WRITER: SqliteWriterOptions = { nice: 0, sliceMs: 0 };
+
+/** The writer thread's options as the server's settings give them. */
+export function sqliteWriterOptions(
+  config: Pick<Config, 'writerNice' | 'writerSliceMs'>,
+): SqliteWriterOptions {
+  return { nice: config.writerNice, sliceMs: config.writerSliceMs };
+}
 
 export class SqliteStore extends SqlStore {
   /** One server process owns the SQLite file; its writer thread is the only other writer. */
