@@ -22,15 +22,20 @@ import { Directory } from './rooms/directory.js';
 import { Lobby } from './rooms/lobby.js';
 import { RoomHistory } from './rooms/room-history.js';
 import { RoomRegistry } from './rooms/room-registry.js';
+import { SeqReservations } from './rooms/seq-reservations.js';
 import { ServerIds } from './store/server-ids.js';
 import { openStore } from './store/open-store.js';
 import { sqliteWriterOptions } from './store/sqlite-store.js';
-import { RecordWriter } from './store/record-writer.js';
-import { spoolFileFor } from './store/spool.js';
+import { RecordWriter, type WriterState } from './store/record-writer.js';
+import { legacySpoolFileFor, spoolFileFor } from './store/spool.js';
 import type { Store } from './store/store.js';
+import { LeaseHeldError, WriterLease, needsWriterLease, newNodeId } from './store/writer-lease.js';
 import { ClientIpResolver } from './transport/client-ip.js';
 import { WsTransport } from './transport/ws-transport.js';
 import { VERSION } from './version.js';
+
+/** How long reading stays paused once nothing can be recorded, before messages are refused. */
+const STUCK_PAUSE_MS = 1_000;
 
 /** How long closing clients get to finish the closing handshake at shutdown. */
 const SHUTDOWN_GRACE_MS = 2_000;
@@ -41,9 +46,13 @@ export interface RoomServerOptions {
 
 export class RoomServer {
   readonly log: Logger;
+  /** This server among others: host, process and a random part (see writer-lease.ts). */
+  readonly nodeId = newNodeId();
+  private lease: WriterLease | undefined;
   private store: Store | undefined;
   private writer: RecordWriter | undefined;
   private registry: RoomRegistry | undefined;
+  private directory: Directory | undefined;
   private ipLimits: IpLimits | undefined;
   private bus: Bus | undefined;
   private http: HttpServer | undefined;
@@ -52,6 +61,12 @@ export class RoomServer {
   private stopping = false;
   private readonly loopHistogram = monitorEventLoopDelay({ resolution: 10 });
   private stopped: Promise<void> | undefined;
+  private resolveFatal: (err: Error) => void = () => undefined;
+  /**
+   * Resolves, once the server has stopped, if it stopped by itself: another server took its
+   * database over (its writer lease was lost). Never resolves otherwise.
+   */
+  readonly fatal = new Promise<Error>((resolve) => (this.resolveFatal = resolve));
 
   constructor(
     readonly config: Config,
@@ -61,8 +76,9 @@ export class RoomServer {
   }
 
   /**
-   * Opens and migrates the database, writes what an earlier process left in the spool, closes
-   * connections a crash left open, then listens.
+   * Opens and migrates the database, takes its writer lease (LeaseHeldError when another server
+   * holds it), writes what an earlier process left in the spool, closes connections a crash left
+   * open, then listens.
    */
   async start(): Promise<{ port: number; url: string }> {
     const { config, log } = this;
@@ -78,6 +94,23 @@ export class RoomServer {
     ));
     const applied = await store.migrate();
     if (applied.length) log.info({ migrations: applied }, 'database migrated');
+    // Before anything is written: the spool's records and everything after are this server's.
+    if (needsWriterLease(config.databaseUrl)) {
+      const lease = new WriterLease(store, this.nodeId, config.leaseTtlMs, log, (holder) =>
+        this.leaseLost(holder),
+      );
+      try {
+        await lease.acquire();
+      } catch (err) {
+        // A refused start leaves nothing open: there is nothing for the caller to stop.
+        if (err instanceof LeaseHeldError) {
+          this.store = undefined;
+          await store.close();
+        }
+        throw err;
+      }
+      this.lease = lease;
+    }
 
     const writer = (this.writer = new RecordWriter(
       store,
@@ -87,6 +120,7 @@ export class RoomServer {
         queueMax: config.writerQueueMax,
         writeTimeoutMs: config.writerTimeoutMs,
         spoolPath: spoolFileFor(config.spoolDir, config.databaseUrl),
+        legacySpoolPath: legacySpoolFileFor(config.spoolDir, config.databaseUrl),
       },
       log,
     ));
@@ -97,9 +131,9 @@ export class RoomServer {
     if (closed) log.warn({ connections: closed }, 'closed connections left open by an earlier crash');
     writer.roomQueryIds.raise(await store.maxRoomQueryId());
 
-    const directory = new Directory(store, writer, config.roomCacheSize);
+    const directory = (this.directory = new Directory(store, writer, config.roomCacheSize));
     const bus = (this.bus = new LocalBus());
-    const registry = (this.registry = new RoomRegistry(directory, bus, {
+    const registry = (this.registry = new RoomRegistry(directory, bus, new SeqReservations(writer), {
       sameDevice: config.sameDevice,
       historyWindow: config.historyWindow,
       maxRoomMembers: config.maxRoomMembers,
@@ -111,7 +145,13 @@ export class RoomServer {
       tls,
       createHttpHandler({
         pingDatabase: () => withTimeout(store.ping(), config.dbTimeoutMs, 'database ping timed out'),
-        records: () => ({ pending: writer.pending, spooled: writer.spooled, behind: writer.behind }),
+        records: () => ({
+          pending: writer.pending,
+          spooled: writer.spooled,
+          behind: writer.behind,
+          writes: writer.state,
+          ...(writer.problem && { problem: writer.problem }),
+        }),
         stopping: () => this.stopping,
         status: () => this.status(),
       }),
@@ -148,7 +188,7 @@ export class RoomServer {
       },
     );
     const transport = this.transport;
-    writer.onBehind((behind) => transport.pauseReading(behind));
+    new ReadingPolicy(writer, transport);
 
     await new Promise<void>((resolve, reject) => {
       http.once('error', reject);
@@ -163,6 +203,7 @@ export class RoomServer {
       {
         url,
         port,
+        node: this.nodeId,
         database: redactUrl(config.databaseUrl),
         version: VERSION,
         auth: tokens ? 'jwt' : 'off',
@@ -197,6 +238,7 @@ export class RoomServer {
       pendingRecords: this.writer?.pending ?? 0,
       spooledRecords: this.writer?.spooled ?? 0,
       databaseWrites: this.writer?.state ?? 'unknown',
+      recordConflicts: this.writer?.conflicts ?? 0,
       ...this.loopDelay(),
       ...memory(),
     };
@@ -220,35 +262,118 @@ export class RoomServer {
     return this.stopped;
   }
 
+  /** Another server took the database over (our lease had expired): two writers, so this one stops. */
+  private leaseLost(holder: string): void {
+    const message = `writer lease lost to node ${holder}`;
+    this.log.error({ node: this.nodeId, holder }, `${message}; stopping`);
+    void this.stop()
+      .catch((err: unknown) => this.log.error({ err }, 'stop failed'))
+      .then(() => this.resolveFatal(new Error(message)));
+  }
+
   private async doStop(): Promise<void> {
+    // Everything below fits in the shutdown timeout: past it, what is not written is spooled.
+    const deadline = Date.now() + this.config.shutdownTimeoutMs;
     this.stopping = true;
     clearInterval(this.statusTimer);
     this.loopHistogram.disable();
     const http = this.http;
     const closedHttp = http ? new Promise<void>((r) => http.close(() => r())) : Promise.resolve();
-    await this.transport?.shutdown(SHUTDOWN_GRACE_MS);
+    await this.transport?.shutdown(Math.min(SHUTDOWN_GRACE_MS, this.config.shutdownTimeoutMs / 4));
     this.ipLimits?.close();
     http?.closeAllConnections();
     await closedHttp;
     await this.bus?.close();
-    if (this.writer) {
-      const { written, spooled } = await this.writer.close(this.config.dbTimeoutMs);
-      if (spooled) {
-        this.log.warn(
-          { records: written, spooled, spool: this.writer.spoolPath },
-          'database unavailable at shutdown: records spooled for the next start',
-        );
-      } else {
-        this.log.info({ records: written }, 'pending records written');
-      }
+    // Rooms no longer in memory give their unused seqs back: after a clean stop none is skipped.
+    this.directory?.giveBackAll();
+    if (this.writer) await this.closeWriter(this.writer, deadline);
+    if (this.lease) {
+      // Once every record is written, so that the next server may start at once. Best effort: a
+      // lease left behind expires, or is taken over when its process is gone.
+      const ms = Math.max(100, Math.min(this.config.dbTimeoutMs, deadline - Date.now()));
+      await withTimeout(this.lease.release(), ms, 'lease release timed out').catch((err: unknown) =>
+        this.log.debug({ err: (err as Error).message }, 'writer lease not released'),
+      );
     }
     if (this.store) {
       // A pool waiting on a dead server must not hold the exit.
-      await withTimeout(this.store.close(), this.config.dbTimeoutMs, 'database close timed out').catch(
-        (err: unknown) => this.log.warn({ err: (err as Error).message }, 'database close'),
+      const ms = Math.max(100, Math.min(this.config.dbTimeoutMs, deadline - Date.now()));
+      await withTimeout(this.store.close(), ms, 'database close timed out').catch((err: unknown) =>
+        this.log.warn({ err: (err as Error).message }, 'database close'),
       );
     }
     this.log.info('stopped');
+  }
+
+  /** Writes or spools the record at shutdown, and says which happened. */
+  private async closeWriter(writer: RecordWriter, deadline: number): Promise<void> {
+    const failing = writer.databaseFailing;
+    // A second of the timeout is kept for closing the database and exiting.
+    const { written, spooled, lost, timedOut } = await writer.close(deadline - 1_000);
+    const spool = writer.spoolPath;
+    if (lost > 0) {
+      this.log.error(
+        { written, spooled, lost, spool, problem: writer.problem },
+        'records lost at shutdown: neither the database nor the spool took them',
+      );
+    } else if (spooled > 0) {
+      this.log.warn(
+        { written, spooled, spool },
+        timedOut
+          ? 'record writes timed out at shutdown: records spooled for the next start'
+          : failing
+            ? 'database unavailable at shutdown: records spooled for the next start'
+            : 'database writes failed at shutdown: records spooled for the next start',
+      );
+    } else {
+      this.log.info({ records: written }, 'pending records written');
+    }
+  }
+}
+
+/**
+ * When the server reads from clients, by the record writer's state. Behind: not at all, until
+ * the database catches up (backpressure). Stuck (nothing can be recorded): not for a moment, in
+ * case the spool or the database comes straight back; then again, so that each message is
+ * answered `unavailable` (refused, not delivered) rather than left unread without a word.
+ */
+class ReadingPolicy {
+  private refusing = false;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly writer: RecordWriter,
+    private readonly transport: WsTransport,
+  ) {
+    writer.onState((state) => this.onState(state));
+  }
+
+  private onState(state: WriterState): void {
+    clearTimeout(this.timer);
+    if (state === 'stuck') {
+      this.timer = setTimeout(() => {
+        this.refusing = true;
+        this.transport.pauseReading(false, 'nothing can be recorded: reading again, every message refused');
+      }, STUCK_PAUSE_MS);
+      this.timer.unref();
+    }
+    const wasRefusing = this.refusing;
+    this.refusing = false;
+    if (state === 'behind') {
+      this.transport.pauseReading(true, 'the database is behind the record: reading from clients paused');
+    } else if (state === 'stuck') {
+      this.transport.pauseReading(
+        true,
+        'neither the database nor the spool takes records: reading from clients paused',
+      );
+    } else {
+      this.transport.pauseReading(
+        false,
+        wasRefusing || state === 'failing'
+          ? 'records are kept again: reading from clients resumed'
+          : 'the database caught up: reading from clients resumed',
+      );
+    }
   }
 }
 

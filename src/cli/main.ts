@@ -9,6 +9,7 @@ import { SETTINGS } from '../config/schema.js';
 import { createLogger } from '../log/logger.js';
 import { RoomServer } from '../server.js';
 import { openStore } from '../store/open-store.js';
+import { LeaseHeldError } from '../store/writer-lease.js';
 import { VERSION } from '../version.js';
 
 const COMMANDS = {
@@ -17,6 +18,11 @@ const COMMANDS = {
   bench: 'Run the benchmark: room-manager beside a minimal relay (the ceiling); see docs/performance.md.',
 } as const;
 type Command = keyof typeof COMMANDS;
+
+const EXIT_CODES = [
+  'Exit codes: 0 ok; 1 could not start, or failed while running; 2 bad usage or configuration;',
+  '3 the database is held by another running server (one database takes one server).',
+];
 
 function usage(command?: Command): string {
   if (!command) {
@@ -29,6 +35,8 @@ function usage(command?: Command): string {
       ...Object.entries(COMMANDS).map(([name, text]) => `  ${name.padEnd(10)} ${text}`),
       '',
       'Run `room-manager <command> --help` for its options.',
+      '',
+      ...EXIT_CODES,
     ].join('\n');
   }
   const settings =
@@ -47,6 +55,7 @@ function usage(command?: Command): string {
     lines.push(`      ${s.description}`);
   }
   lines.push('  -h, --help   Show this help.');
+  if (command === 'serve') lines.push('', ...EXIT_CODES);
   return lines.join('\n');
 }
 
@@ -54,7 +63,7 @@ async function main(argv: string[]): Promise<number> {
   const [first, ...rest] = argv;
   if (!first || first === '--help' || first === '-h' || first === 'help') {
     console.log(usage());
-    return first ? 0 : 1;
+    return first ? 0 : 2; // no command: bad usage
   }
   if (first === '--version' || first === '-v') {
     console.log(VERSION);
@@ -118,27 +127,41 @@ async function main(argv: string[]): Promise<number> {
   try {
     await server.start();
   } catch (err) {
+    if (err instanceof LeaseHeldError) {
+      // An expected refusal, not a failure of this program: its one line says what to do.
+      console.error(err.message);
+      await server.stop().catch(() => undefined);
+      return 3;
+    }
     log.fatal({ err }, 'could not start');
     await server.stop().catch(() => undefined);
     return 1;
   }
-  await new Promise<void>((resolve) => {
-    const onSignal = (signal: NodeJS.Signals) => {
-      log.info({ signal }, 'shutting down');
+  // Until a signal, or until the server stops by itself (it logged why).
+  const stoppedByItself = await new Promise<boolean>((resolve) => {
+    const end = (byItself: boolean) => {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
-      resolve();
+      resolve(byItself);
+    };
+    const onSignal = (signal: NodeJS.Signals) => {
+      log.info({ signal }, 'shutting down');
+      end(false);
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
+    void server.fatal.then(() => end(true));
   });
   await server.stop();
-  return 0;
+  return stoppedByItself ? 1 : 0;
 }
 
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
+    // The record is written or spooled by now; a database call still hanging (a lock held by
+    // another session) must not keep the process alive with its port closed.
+    setTimeout(() => process.exit(code), 1_000).unref();
   },
   (err: unknown) => {
     console.error(err);

@@ -94,6 +94,18 @@ export const SETTINGS: SettingSpec[] = [
     description: 'MySQL/PostgreSQL connect timeout, and the /readyz database ping timeout, in milliseconds.',
   },
   {
+    key: 'leaseTtlMs',
+    flag: 'lease-ttl-ms',
+    env: 'LEASE_TTL_MS',
+    // A server that crashed on another host holds its database until its lease expires: this
+    // bounds how long a replacement must wait. Renewals come every third of it, so two may fail
+    // (a database restart) before the lease runs out.
+    schema: int(1000, 600_000).default(15_000),
+    shownDefault: '15000',
+    description:
+      "The writer lease: how long a server's hold on its database lasts unless renewed (every third of it), in milliseconds. Another server on that database refuses to start while it holds.",
+  },
+  {
     key: 'trustedProxies',
     flag: 'trusted-proxies',
     env: 'TRUSTED_PROXIES',
@@ -376,13 +388,13 @@ export const SETTINGS: SettingSpec[] = [
     key: 'writerQueueMax',
     flag: 'writer-queue-max',
     env: 'WRITER_QUEUE_MAX',
-    // A few tens of MB of typical messages. While the database is away, records past this go to
-    // the spool file (memory stays bounded in a long outage); while it answers but is slower than
-    // the clients, reading from clients pauses until the queue is down to half (backpressure).
+    // A few tens of MB of typical messages. While the database answers but is slower than the
+    // clients, reading from clients pauses at this many until the queue is down to half
+    // (backpressure). While it is away, records go to the spool at every flush anyway.
     schema: int(1, 10_000_000).default(100_000),
     shownDefault: '100000',
     description:
-      'Most records waiting in memory for the database: past this they are spooled to disk if the database is down, or reading from clients pauses until it catches up.',
+      'Most records waiting in memory while the database is slower than the clients: reading from clients pauses until it catches up. (While the database is away, records go to the spool at every flush.)',
   },
   {
     key: 'writerTimeoutMs',
@@ -421,6 +433,17 @@ export const SETTINGS: SettingSpec[] = [
     description: `SQLite only: the writer thread pauses as long after each this many ms of work in a batch (up to ${PAUSE_BUDGET_MS} ms a batch), which keeps its CPU from crowding the relay; 0 writes each batch in one go.`,
   },
   {
+    key: 'shutdownTimeoutMs',
+    flag: 'shutdown-timeout-ms',
+    env: 'SHUTDOWN_TIMEOUT_MS',
+    // Under the 30 s that Kubernetes and systemd give a stopping process before they kill it, so
+    // that what the database has not taken by then is in the spool, not lost with the process.
+    schema: int(1000, 3_600_000).default(20_000),
+    shownDefault: '20000',
+    description:
+      'Longest a stop (SIGTERM, SIGINT) takes: clients are closed and records written until then; what the database has not taken goes to the spool for the next start, and the process exits.',
+  },
+  {
     key: 'spoolDir',
     flag: 'spool-dir',
     env: 'SPOOL_DIR',
@@ -428,7 +451,7 @@ export const SETTINGS: SettingSpec[] = [
     schema: z.string().min(1).default('./data/spool'),
     shownDefault: './data/spool',
     description:
-      'Folder of the spool: records that could not be written yet (JSON lines), replayed in order when the database is back and at the next start.',
+      'Folder of the spool: records the database could not take yet (fsynced blocks of records), written in order when the database is back and at the next start.',
   },
   {
     key: 'roomCacheSize',
@@ -481,9 +504,11 @@ export interface Config {
   writerSliceMs: number;
   writerQueueMax: number;
   writerTimeoutMs: number;
+  shutdownTimeoutMs: number;
   spoolDir: string;
   dbPoolMax: number;
   dbPoolIdle: number;
   dbTimeoutMs: number;
+  leaseTtlMs: number;
   roomCacheSize: number;
 }

@@ -1,20 +1,32 @@
 /**
  * Plain HTTP on the WebSocket port: health and readiness for load balancers and orchestrators.
  *   GET /healthz → 200 while the process is up.
- *   GET /readyz  → 200 when the database answers (within the ping timeout), 503 otherwise (or
- *                  while shutting down); both say `database: up | down` and how many records
- *                  wait to be written (`pending`, of which `spooled` are in the spool file; `behind` while
- *                  reading from clients is paused for the database to catch up).
+ *   GET /readyz  → 200 when the database answers (within the ping timeout) and records are
+ *                  being written (`records.writes` ok); 503 otherwise: a write unanswered for
+ *                  10 s (slow), writes failing (records go to the spool), stuck (neither the
+ *                  database nor the spool takes them),
+ *                  behind (reading from clients paused for the database to catch up), or
+ *                  shutting down. Both say `database: up | down` and how many records wait to be
+ *                  written (`pending`, of which `spooled` are in the spool file).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
 export interface HealthSource {
   /** Resolves when the database answers; rejects otherwise. */
   pingDatabase(): Promise<void>;
-  /** Records not yet in the database, and how many of them are in the spool file. */
-  records(): { pending: number; spooled: number; behind: boolean };
+  /** Records not yet in the database, how many of them are in the spool file, and how writes go. */
+  records(): RecordsHealth;
   stopping(): boolean;
   status(): Record<string, unknown>;
+}
+
+export interface RecordsHealth {
+  pending: number;
+  spooled: number;
+  behind: boolean;
+  writes: 'ok' | 'slow' | 'behind' | 'failing' | 'stuck';
+  /** The last database or spool error while writes are not ok. */
+  problem?: string;
 }
 
 export function createHttpHandler(health: HealthSource) {
@@ -28,7 +40,13 @@ export function createHttpHandler(health: HealthSource) {
         if (health.stopping())
           return json(res, 503, { status: 'stopping', database: 'unknown', records: health.records() });
         health.pingDatabase().then(
-          () => json(res, 200, { status: 'ready', database: 'up', records: health.records() }),
+          () => {
+            // A database that answers a ping may still refuse or stall writes (a full disk, a
+            // held lock): ready only while records are being written.
+            const records = health.records();
+            const ready = records.writes === 'ok';
+            json(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not_ready', database: 'up', records });
+          },
           (err: unknown) =>
             json(res, 503, {
               status: 'not_ready',

@@ -7,14 +7,28 @@
  * committed it. When an entry is evicted while its rows may still be queued, a read of that key
  * first waits for the writer to commit up to the eviction, so it never sees the database older
  * than the cache was. Other keys read at once: a key this server never cached has nothing queued.
+ *
+ * A room that leaves memory keeps its seq reservation (SeqReservations) while it is cached, so
+ * that a device coming back waits for nothing; the reservation is given back (rooms.seq_reserved
+ * set to the room's last seq) when the entry is evicted and at a clean stop, so that seqs skip
+ * numbers only after a crash.
  */
-import type { Store, Timestamp } from '../store/store.js';
+import type { RoomSeq, Store, Timestamp } from '../store/store.js';
 import type { RecordWriter } from '../store/record-writer.js';
 import { LruMap } from './lru.js';
 
 interface KnownRoom {
-  /** The room's last seq when it left memory; undefined when not known here. */
-  lastSeq: number | undefined;
+  /**
+   * The room's last seq and durable reservation when it left memory; undefined when not known
+   * here, or while the room is in memory (then the Room has them).
+   */
+  seq: { last: number; reserved: number } | undefined;
+}
+
+/** Where a room entering memory starts: its last seq and the reservation it may use. */
+export interface RoomStart {
+  last: number;
+  reserved: number;
 }
 
 export class Directory {
@@ -32,7 +46,10 @@ export class Directory {
     private readonly writer: RecordWriter,
     cacheSize: number,
   ) {
-    this.rooms = new LruMap(cacheSize, (key) => this.evicted(this.evictedRooms, key));
+    this.rooms = new LruMap(cacheSize, (key, room) => {
+      this.giveBack(key, room);
+      this.evicted(this.evictedRooms, key);
+    });
     this.devices = new LruMap(cacheSize, (key) => this.evicted(this.evictedDevices, key));
   }
 
@@ -55,15 +72,18 @@ export class Directory {
     if (this.rooms.get(roomId)) return true;
     await this.settle(this.evictedRooms, roomId);
     const row = await this.store.getRoom(roomId);
-    if (row) this.rooms.set(roomId, { lastSeq: undefined });
+    if (row) this.rooms.set(roomId, { seq: undefined });
     return row !== undefined;
   }
 
-  /** Creates a room; false if the code is taken. */
-  async createRoom(roomId: string, at: Timestamp): Promise<boolean> {
+  /**
+   * Creates a room; false if the code is taken. Where the row is inserted at once, it comes with
+   * its first seq block reserved (`reserve`), so the first member waits for nothing more.
+   */
+  async createRoom(roomId: string, at: Timestamp, reserve: number): Promise<boolean> {
     if (!this.store.claimsRoomsByRead) {
-      const created = await this.store.insertRoom(roomId, at);
-      if (created) this.rooms.set(roomId, { lastSeq: 0 });
+      const created = await this.store.insertRoom(roomId, at, reserve);
+      if (created) this.rooms.set(roomId, { seq: { last: 0, reserved: reserve } });
       return created;
     }
     // The only writer: a code is free if neither the cache (rooms not yet committed among them)
@@ -73,7 +93,7 @@ export class Directory {
     if (this.rooms.get(roomId)) return false; // claimed by another hello during the read
     // Appended before it is cached: an eviction's ticket then covers the row.
     this.writer.append({ kind: 'room', roomId, at });
-    this.rooms.set(roomId, { lastSeq: 0 });
+    this.rooms.set(roomId, { seq: { last: 0, reserved: 0 } });
     return true;
   }
 
@@ -90,16 +110,38 @@ export class Directory {
     this.devices.set(deviceId, roomId);
   }
 
-  /** The room's last recorded seq (cache, else the database once queued writes are in). */
-  async lastSeq(roomId: string): Promise<number> {
+  /**
+   * Where a room entering memory starts (cache, else the database once queued writes are in).
+   * After a crash the database's reservation is above its last recorded seq: the room goes on
+   * from the reservation, skipping numbers a client may have seen.
+   */
+  async roomStart(roomId: string): Promise<RoomStart> {
     const known = this.rooms.get(roomId);
-    if (known?.lastSeq !== undefined) return known.lastSeq;
+    if (known?.seq !== undefined) {
+      const start = known.seq;
+      known.seq = undefined; // the Room has it now: nothing to give back on eviction
+      return start;
+    }
     await this.settle(this.evictedRooms, roomId);
-    return this.store.lastSeq(roomId);
+    const seq: RoomSeq = await this.store.roomSeq(roomId);
+    return { last: Math.max(seq.recorded, seq.reserved), reserved: seq.reserved };
   }
 
-  /** A room left memory at this seq. */
-  roomDeactivated(roomId: string, lastSeq: number): void {
-    this.rooms.set(roomId, { lastSeq });
+  /** A room left memory at this seq, with this durable reservation. */
+  roomDeactivated(roomId: string, last: number, reserved: number): void {
+    this.rooms.set(roomId, { seq: { last, reserved } });
+  }
+
+  /** For a clean stop: gives back the reservations of every room not in memory. */
+  giveBackAll(): void {
+    for (const [roomId, room] of this.rooms.entries()) this.giveBack(roomId, room);
+  }
+
+  /** Sets a cached room's reservation back to its last seq (no number is skipped). */
+  private giveBack(roomId: string, room: KnownRoom): void {
+    const seq = room.seq;
+    if (!seq || seq.reserved <= seq.last) return;
+    this.writer.append({ kind: 'room_seq', roomId, reserved: seq.last });
+    seq.reserved = seq.last;
   }
 }

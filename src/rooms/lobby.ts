@@ -6,6 +6,7 @@ import { isRoomId } from '../protocol/frames.js';
 import type { RoomStatus } from '../protocol/encode.js';
 import type { Directory } from './directory.js';
 import { randomRoomId } from './room-id.js';
+import { SEQ_BLOCK } from './seq-reservations.js';
 
 export type Assignment = { roomId: string; status: RoomStatus } | { notFound: string };
 /** The assignment a RoomPolicy forbids, with the reason said to the client. */
@@ -58,7 +59,7 @@ export class Lobby {
     for (let i = 0; i < CREATE_ATTEMPTS; i++) {
       const roomId = randomRoomId();
       // The primary key decides uniqueness; a taken code just means another draw.
-      if (await this.directory.createRoom(roomId, now)) return { roomId, status: 'created_new' };
+      if (await this.directory.createRoom(roomId, now, SEQ_BLOCK)) return { roomId, status: 'created_new' };
     }
     throw new Error(`no free room code after ${CREATE_ATTEMPTS} attempts`);
   }

@@ -11,6 +11,11 @@ export class LruMap<K, V> {
     return this.map.size;
   }
 
+  /** Every entry, oldest first (no entry counts as used). */
+  entries(): IterableIterator<[K, V]> {
+    return this.map.entries();
+  }
+
   get(key: K): V | undefined {
     const value = this.map.get(key);
     if (value !== undefined) {

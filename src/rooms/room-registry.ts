@@ -6,6 +6,7 @@
 import type { Bus } from '../bus/bus.js';
 import type { Directory } from './directory.js';
 import { Room, type Member } from './room.js';
+import type { SeqReservations } from './seq-reservations.js';
 
 export interface RoomRegistryOptions {
   /** A second connection of a device in the same room: replace the older one, or allow both. */
@@ -24,6 +25,8 @@ export class RoomRegistry {
   constructor(
     private readonly directory: Directory,
     private readonly bus: Bus,
+    /** Each room's seq blocks (a room enters memory once it has one). */
+    readonly seqs: SeqReservations,
     private readonly options: RoomRegistryOptions,
   ) {}
 
@@ -86,8 +89,9 @@ export class RoomRegistry {
   private dropIfEmpty(room: Room): void {
     if (room.members.size === 0 && this.rooms.get(room.id) === room) {
       this.rooms.delete(room.id);
+      room.active = false;
       this.bus.unsubscribe(room.id);
-      this.directory.roomDeactivated(room.id, room.seq);
+      this.directory.roomDeactivated(room.id, room.seq, room.seqLimit);
     }
   }
 
@@ -95,10 +99,18 @@ export class RoomRegistry {
     let pending = this.loading.get(roomId);
     if (!pending) {
       pending = this.directory
-        .lastSeq(roomId)
-        .then((seq) => {
+        .roomStart(roomId)
+        .then(async ({ last, reserved }) => {
+          if (this.rooms.has(roomId)) return;
+          const room = new Room(roomId, last, reserved, this.options.historyWindow);
+          try {
+            await this.seqs.ready(room);
+          } catch (err) {
+            room.active = false;
+            this.directory.roomDeactivated(roomId, room.seq, room.seqLimit);
+            throw err;
+          }
           if (!this.rooms.has(roomId)) {
-            const room = new Room(roomId, seq, this.options.historyWindow);
             this.rooms.set(roomId, room);
             this.bus.subscribe(roomId, room.deliver);
           }

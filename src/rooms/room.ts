@@ -2,6 +2,10 @@
 import type { RoomMessage } from '../bus/bus.js';
 import { memberEventFrame, type MemberInfo } from '../protocol/encode.js';
 import { MessageWindow } from './message-window.js';
+import { SEQ_BLOCK } from './seq-reservations.js';
+
+/** Messages a room holds while it waits for seqs; past it they are refused (unavailable). */
+const MAX_HELD = 10_000;
 
 /** A connection in a room, as the room sees it. */
 export interface Member {
@@ -25,6 +29,18 @@ export class Room {
   private readonly devices = new Map<string, number>();
   /** Highest seq assigned in this room. */
   seq: number;
+  /** Highest seq whose reservation is durable (SeqReservations): seq never passes it. */
+  seqLimit: number;
+  /** When seq reaches this, the next block is asked for. */
+  renewAt: number;
+  /** Seqs reserved at a time (grows for a busy room). */
+  seqBlock = SEQ_BLOCK;
+  /** A reservation is on its way to the record. */
+  reserving = false;
+  /** False once the room left memory (its last member left). */
+  active = true;
+  /** Messages accepted while no durable seq was left, in order (undefined when none). */
+  private held: (() => void)[] | undefined;
   /**
    * The last messages, kept once a Level 2 member has been here (Level 1 clients cannot resume,
    * so a room of them pays nothing for it). Undefined until then.
@@ -34,9 +50,34 @@ export class Room {
   constructor(
     readonly id: string,
     lastSeq: number,
+    /** The durable reservation it comes with (0: none). */
+    reserved: number,
     private readonly windowSize: number,
   ) {
     this.seq = lastSeq;
+    this.seqLimit = Math.max(reserved, lastSeq);
+    this.renewAt = this.seqLimit;
+  }
+
+  /** Whether a message may take the next seq now (else it waits: see hold). */
+  get canNumber(): boolean {
+    return this.held === undefined && this.seq < this.seqLimit;
+  }
+
+  /** Keeps a message until seqs are reserved; false when too many wait already. */
+  hold(admit: () => void): boolean {
+    this.held ??= [];
+    if (this.held.length >= MAX_HELD) return false;
+    this.held.push(admit);
+    return true;
+  }
+
+  /** A block became durable: the held messages go on, in order (some may wait again). */
+  releaseHeld(): void {
+    const held = this.held;
+    if (!held) return;
+    this.held = undefined;
+    for (const admit of held) admit();
   }
 
   /** Bus handler: deliver to every member here except the sender (a `send`: to its target only). */

@@ -469,7 +469,7 @@ export class Session implements Member {
     if (!frame) return;
     const now = isoNow();
     if (frame.message.type === 'query_room') return this.queryRoom(room, now);
-    this.accept(room, frame.text, data, null, now);
+    this.accept(room, frame.text, data, null, now, undefined);
   }
 
   /** A room frame's text and object (one parse), or undefined after answering why not. */
@@ -493,15 +493,52 @@ export class Session implements Member {
     this.ctx.writer.append({ kind: 'room_query', deviceId: this.deviceId, roomId: room.id, at: now });
   }
 
-  /** Records a message and publishes it to the room; returns its seq. */
-  private accept(room: Room, text: string, payload: Buffer, to: string | null, now: string): number {
+  /**
+   * Takes a message into the room: refused `unavailable` while the record cannot keep it (the
+   * database and the spool both refuse); held, in order, while the room waits for seqs;
+   * else published at once. With an `ackId`, the ack follows once the record is durable.
+   */
+  private accept(
+    room: Room,
+    text: string,
+    payload: Buffer,
+    to: string | null,
+    now: string,
+    ackId: unknown,
+  ): void {
+    if (this.ctx.writer.stuck) return this.error(ErrorCode.Unavailable, NOT_KEPT, ackId);
+    if (room.canNumber) return this.publish(room, text, payload, to, now, ackId, this.id);
+    const senderId = this.id;
+    const admit = (): void => {
+      if (room.canNumber) this.publish(room, text, payload, to, now, ackId, senderId);
+      else room.hold(admit);
+    };
+    if (!room.hold(admit)) return this.error(ErrorCode.Unavailable, NOT_KEPT, ackId);
+    this.ctx.registry.seqs.starved(room);
+  }
+
+  /**
+   * The one publish step: the room's next seq, the record, delivery to the room, and the ack
+   * once the record is durable.
+   */
+  private publish(
+    room: Room,
+    text: string,
+    payload: Buffer,
+    to: string | null,
+    now: string,
+    ackId: unknown,
+    senderId: number,
+  ): void {
+    const { writer } = this.ctx;
     const seq = ++room.seq;
+    if (seq >= room.renewAt) this.ctx.registry.seqs.renew(room);
     // The record's content is the text's UTF-8, which is `payload` byte for byte.
-    this.ctx.writer.appendMessage(room.id, seq, this.deviceId, this.identity, to, payload, now);
+    writer.appendMessage(room.id, seq, this.deviceId, this.identity, to, payload, now);
     this.ctx.bus.publish({
       roomId: room.id,
       seq,
-      senderId: this.id,
+      senderId,
       fromDeviceId: this.deviceId,
       fromIdentity: this.identity,
       sentAt: now,
@@ -509,7 +546,10 @@ export class Session implements Member {
       payload,
       text,
     });
-    return seq;
+    if (ackId !== undefined) {
+      const socket = this.socket;
+      writer.whenDurable(writer.ticket, () => socket.sendText(ackFrame(ackId, seq)));
+    }
   }
 
   /** A Level 2 client's frame: control messages, directed sends, acks; else a broadcast. */
@@ -550,21 +590,14 @@ export class Session implements Member {
       }
       const innerText = reencode(inner);
       if (innerText === undefined) return this.error(ErrorCode.InvalidMessage, TOO_DEEP, ackId);
-      const seq = this.accept(room, innerText, Buffer.from(innerText), to, now);
-      if (ackId !== undefined) this.socket.sendText(ackFrame(ackId, seq));
-      return;
+      return this.accept(room, innerText, Buffer.from(innerText), to, now, ackId);
     }
     // A broadcast: the sender's own bytes, unless ack_id must be taken out first.
-    let seq: number;
-    if (ackId === undefined) {
-      seq = this.accept(room, text, data, null, now);
-    } else {
-      const { ack_id: _, ...rest } = message;
-      const restText = reencode(rest);
-      if (restText === undefined) return this.error(ErrorCode.InvalidMessage, TOO_DEEP, ackId);
-      seq = this.accept(room, restText, Buffer.from(restText), null, now);
-      this.socket.sendText(ackFrame(ackId, seq));
-    }
+    if (ackId === undefined) return this.accept(room, text, data, null, now, undefined);
+    const { ack_id: _, ...rest } = message;
+    const restText = reencode(rest);
+    if (restText === undefined) return this.error(ErrorCode.InvalidMessage, TOO_DEEP, ackId);
+    this.accept(room, restText, Buffer.from(restText), null, now, ackId);
   }
 
   private joinRoom(message: JsonObject, ackId: unknown): void {
@@ -712,6 +745,8 @@ function isObject(v: unknown): v is JsonObject {
 }
 
 const TOO_DEEP = 'Message is nested too deeply to be re-encoded';
+const NOT_KEPT =
+  'Message not accepted: the record cannot be written now (database and spool unavailable); it was not delivered, send it again later';
 const TOO_MANY_FAILED_JOINS = 'Too many attempts to join rooms that do not exist; try again in a minute';
 
 /**

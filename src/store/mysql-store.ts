@@ -11,6 +11,7 @@ import {
   PreparedStatement,
   SqlStore,
   type BatchStatement,
+  type BatchTransaction,
   type BatchWrites,
   type ThreadTarget,
 } from './sql-store.js';
@@ -59,6 +60,9 @@ export class MysqlStore extends SqlStore {
       idleTimeout: 60_000,
       connectTimeout: options.connectTimeoutMs,
       enableKeepAlive: true,
+      // Affected rows count inserted and changed rows only: a key already there with the same
+      // values counts 0, which is how a batch tells a rewrite or conflict from an insert.
+      flags: ['-FOUND_ROWS'],
       charset: 'utf8mb4_bin',
       timezone: 'Z',
       supportBigNumbers: true,
@@ -84,6 +88,7 @@ export class MysqlStore extends SqlStore {
     while (i < run.length) {
       const left = run.length - i;
       const n = left >= MESSAGE_ROWS ? MESSAGE_ROWS : 2 ** Math.floor(Math.log2(left));
+      const rows = run.slice(i, i + n);
       const params = new Array<string | number | null>(n * 7);
       for (let k = 0; k < n; k++) {
         const e = run[i + k]!;
@@ -96,7 +101,7 @@ export class MysqlStore extends SqlStore {
         params[p + 5] = this.toDb(e.sentAt);
         params[p + 6] = e.seq;
       }
-      out.push(new PreparedStatement(messageInsertSql(n), params));
+      out.push(new PreparedStatement(messageInsertSql(n), params, this.messageCheck(rows)));
       i += n;
     }
     return out;
@@ -107,18 +112,23 @@ export class MysqlStore extends SqlStore {
    * prepared statements (its MySQL driver only queries), so the batch runs on mysql2 directly:
    * Kysely's compiled statements as queries, the message INSERTs as prepared statements.
    */
-  protected override async inTransaction(
-    body: (exec: (statements: BatchStatement[]) => Promise<void>) => Promise<void>,
-  ): Promise<void> {
+  protected override async inTransaction(body: (tx: BatchTransaction) => Promise<void>): Promise<void> {
     const conn = await this.pool.promise().getConnection();
     let done = false;
     try {
       await conn.query('begin');
-      await body(async (statements) => {
-        for (const s of statements) {
-          if (s instanceof PreparedStatement) await conn.execute(s.sql, s.params);
-          else await conn.query(s.query.sql, s.query.parameters as unknown[]);
-        }
+      await body({
+        run: async (s: BatchStatement) => {
+          const [result] =
+            s instanceof PreparedStatement
+              ? await conn.execute(s.sql, s.params)
+              : await conn.query(s.query.sql, s.query.parameters as unknown[]);
+          return (result as { affectedRows?: number }).affectedRows ?? 0;
+        },
+        rows: async (q) => {
+          const [rows] = await conn.query(q.sql, q.parameters as unknown[]);
+          return rows as Record<string, unknown>[];
+        },
       });
       await conn.query('commit');
       done = true;

@@ -50,6 +50,7 @@ export interface RecordVisitor {
   connectionClose(id: number, at: string): void;
   roomQuery(id: number, deviceId: string, roomId: string, at: string): void;
   room(roomId: string, at: string): void;
+  roomSeq(roomId: string, reserved: number): void;
 }
 
 const MESSAGE = 0;
@@ -58,6 +59,7 @@ const CONNECTION_OPEN = 2;
 const CONNECTION_CLOSE = 3;
 const ROOM_QUERY = 4;
 const ROOM = 5;
+const ROOM_SEQ = 6;
 
 /** A string's length field that means null. */
 const NULL = 0xffffffff;
@@ -196,6 +198,11 @@ export class RecordQueue {
         o = str(b, o, e.roomId);
         o = str(b, o, e.at);
         break;
+      case 'room_seq':
+        b[o++] = ROOM_SEQ;
+        o = str(b, o, e.roomId);
+        o = b.writeDoubleLE(e.reserved, o);
+        break;
     }
     c.writeAt = o;
     c.written++;
@@ -294,6 +301,7 @@ export function decodeEntries(records: EncodedRecords): RecordEntry[] {
     connectionClose: (id, at) => out.push({ kind: 'connection_close', id, at }),
     roomQuery: (id, deviceId, roomId, at) => out.push({ kind: 'room_query', id, deviceId, roomId, at }),
     room: (roomId, at) => out.push({ kind: 'room', roomId, at }),
+    roomSeq: (roomId, reserved) => out.push({ kind: 'room_seq', roomId, reserved }),
   });
   return out;
 }
@@ -323,6 +331,9 @@ export function visitRecords(records: EncodedRecords, v: RecordVisitor, beforeEa
           break;
         case ROOM:
           v.room(r.str(), r.str());
+          break;
+        case ROOM_SEQ:
+          v.roomSeq(r.str(), r.num());
           break;
         default:
           throw new Error(`bad record tag ${String(b[r.at - 1])} at ${r.at - 1}`);
@@ -404,6 +415,8 @@ function bound(e: Exclude<RecordEntry, { kind: 'message' }>): number {
       return 1 + 8 + 12 + 3 * (e.deviceId.length + e.roomId.length + e.at.length);
     case 'room':
       return 1 + 8 + 3 * (e.roomId.length + e.at.length);
+    case 'room_seq':
+      return 1 + 4 + 8 + 3 * e.roomId.length;
   }
 }
 
@@ -439,6 +452,10 @@ function skip(b: Buffer, o: number, n: number): number {
         break;
       case ROOM:
         strings(2);
+        break;
+      case ROOM_SEQ:
+        strings(1);
+        o += 8;
         break;
       default:
         throw new Error(`bad record tag ${String(b[o - 1])} at ${o - 1}`);

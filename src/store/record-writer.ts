@@ -3,38 +3,46 @@
  * shared buffers, record-queue.ts) and written off it, many per transaction, in the order they
  * were made.
  *
- * While the database refuses a batch, the batch is retried with backoff; records made meanwhile
- * wait in memory, up to `queueMax`, and past that are appended to the spool file on local disk
- * (spool.ts). When the database answers again the spool is written first, in order, then the
- * memory queue, and the spool file is deleted once empty. Every write is idempotent (see
- * SqlStore), so a batch whose outcome was unknown is simply written again: no record is lost and
- * none is written twice.
+ * Durable, for an ack, means committed in the database or fsynced in the spool (spool.ts).
+ * `whenDurable(ticket)` calls back once every record appended before the ticket is one or the
+ * other: one commit, or one spool fsync, serves a whole batch (group commit).
+ *
+ * While the database refuses a batch, the batch is retried with backoff, and every record made
+ * meanwhile goes to the spool at the next flush (not only once memory is full): what a crash can
+ * still lose is at most one flush interval of records, none of them acknowledged. When the
+ * database answers again the spool is written first, in order, then memory.
+ *
+ * When the spool refuses too (disk full, folder not writable), the writer is `stuck`: the server
+ * stops taking messages (reading paused, messages refused `unavailable`) until either comes back.
+ * Records taken for the spool stay in memory until the spool holds them.
  *
  * While the database answers but more slowly than records come (a burst past what it can write),
  * the queue reaching `queueMax` does not spill: it sets `behind`, and the server stops reading
- * from clients (backpressure) until the queue is down to half. Spilling then would cost the event
- * loop more work per record (the spool is JSON on disk) exactly when it has none to spare. A queue
- * past HARD_QUEUE_FACTOR × queueMax spills anyway: memory stays bounded whatever the clients do.
+ * from clients (backpressure) until the queue is down to half. A queue past HARD_QUEUE_FACTOR ×
+ * queueMax spills anyway: memory stays bounded whatever the clients do.
  *
  * Order is kept by one invariant: the batch in flight is older than everything in the spool,
- * which is older than everything in memory. A batch in flight that came from memory is written to
- * the spool first whenever memory spills, so the spool can always be read from its front.
+ * which is older than the batches held back from a failed spill, which are older than the queue.
+ * A batch in flight that came from memory goes first into any spill, as a block of its own.
  */
 import type { Logger } from 'pino';
-import type { RecordEntry, Store } from './store.js';
-import { decodeEntries, encodeEntries, RecordQueue, type EncodedRecords } from './record-queue.js';
+import type { RecordConflict, RecordEntry, Store } from './store.js';
+import { RecordQueue, type EncodedRecords } from './record-queue.js';
 import { ServerIds } from './server-ids.js';
-import { Spool } from './spool.js';
+import { readLegacySpool, Spool } from './spool.js';
+import { unlinkSync } from 'node:fs';
 
 export interface RecordWriterOptions {
   /** Most entries in one transaction. */
   batchSize: number;
   /** Longest an entry waits before a flush starts. */
   flushMs: number;
-  /** Most entries waiting in memory; past it they go to the spool (when there is one). */
+  /** Most entries waiting in memory while the database answers; past it reading pauses. */
   queueMax?: number;
   /** The spool file; without one, entries wait in memory however many there are. */
   spoolPath?: string;
+  /** A JSON-lines spool of an earlier version, written (then deleted) before the spool. */
+  legacySpoolPath?: string;
   /**
    * Longest a batch write may go unanswered before it counts as failed (the outage rules then
    * apply: clients are read again, records spool). Without it, a write that hangs forever (a
@@ -54,15 +62,33 @@ export class DatabaseUnavailableError extends Error {
   override name = 'DatabaseUnavailableError';
 }
 
+/** What the writer's state is, as /readyz and the status report say it. */
+export type WriterState = 'ok' | 'slow' | 'behind' | 'failing' | 'stuck';
+
 const RETRY_MIN_MS = 100;
+const RETRY_MAX_MS = 2_000;
 /** Past this many times queueMax the queue spills even while the database answers. */
 const HARD_QUEUE_FACTOR = 4;
-const RETRY_MAX_MS = 2_000;
+/** How often a spool that refused an append is tried again. */
+const SPOOL_RETRY_MS = 1_000;
+/**
+ * A write unanswered this long makes the writer `slow` (not ready) before it times out: records
+ * are no longer reaching the database (a held lock), whether or not the queue is full yet.
+ */
+const SLOW_WRITE_MS = 10_000;
 
 interface Inflight {
   records: EncodedRecords;
-  /** Set when the same entries are the spool's front lines (lines and bytes there). */
-  spooled: { lines: number; bytes: number } | undefined;
+  /** Taken from memory (its chunks go back to the queue once nothing reads them). */
+  fromMemory: boolean;
+  /** Blocks at the spool's front that hold these records (0: only in memory). */
+  blocks: number;
+  /** Records of spool blocks that failed their CRC (counted as gone once the batch commits). */
+  corrupt: number;
+  /** Being appended to the spool now, as the first block of a spill. */
+  appending: boolean;
+  /** Committed while its spool copy was being appended: the copy is dropped when that ends. */
+  committed: boolean;
 }
 
 interface Waiter {
@@ -72,28 +98,49 @@ interface Waiter {
   reject: ((err: Error) => void) | undefined;
 }
 
+interface DurableWaiter {
+  ticket: number;
+  done: () => void;
+}
+
 export class RecordWriter {
   private readonly queue = new RecordQueue();
+  /** Batches taken from memory for a spill the spool refused: older than the queue. */
+  private held: EncodedRecords[] = [];
   private inflight: Inflight | undefined;
   private readonly spool: Spool | undefined;
+  private spilling: Promise<void> | undefined;
+  /** Set while the spool refuses appends (the error's text). */
+  private spoolError: string | undefined;
+  private lastSpillAttempt = 0;
   private readonly queueMax: number;
   private timer: NodeJS.Timeout | undefined;
+  private spillTimer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private retryMs = RETRY_MIN_MS;
   private sleeping: { timer: NodeJS.Timeout; wake: () => void } | undefined;
   private failing = false;
+  private lastError = '';
   private closed = false;
-  private spilledThisOutage = false;
   private waiters: Waiter[] = [];
+  private durableWaiters: DurableWaiter[] = [];
+  private durableHead = 0;
+  /** Durable waiters that want the records written now rather than at the next flush. */
+  private urgent = 0;
   private failureListeners: (() => void)[] = [];
   /** Set while the database answers but the memory queue reached queueMax (see the header). */
   private isBehind = false;
-  private behindListeners: ((behind: boolean) => void)[] = [];
+  private stateListeners: ((state: WriterState) => void)[] = [];
+  private lastState: WriterState = 'ok';
+  /** When the write in flight began (Date.now()), while one is. */
+  private writeStartedAt: number | undefined;
   /** Entries ever appended / ever committed: a ticket is the appended count at some moment. */
   private appended = 0;
   /** When the last batch was taken from memory (Date.now()): the next waits flushMs from it. */
   private takenAt = 0;
   private written = 0;
+  /** Records the database held in another form (see RecordConflict), since start. */
+  conflicts = 0;
   /**
    * Ids for room_query records: server-assigned when appended, so that a rewrite inserts nothing
    * twice.
@@ -105,7 +152,7 @@ export class RecordWriter {
     private readonly options: RecordWriterOptions,
     private readonly log: Logger,
   ) {
-    this.queueMax = options.spoolPath ? Math.max(1, options.queueMax ?? Infinity) : Infinity;
+    this.queueMax = Math.max(1, options.queueMax ?? Infinity);
     if (options.spoolPath) {
       this.spool = new Spool(options.spoolPath);
       // Records an earlier process spooled count as appended before anything of ours.
@@ -133,14 +180,29 @@ export class RecordWriter {
     return this.failing;
   }
 
-  /** What the status reports: writes failing (outage), behind (reading paused), or ok. */
-  get state(): 'ok' | 'behind' | 'failing' {
-    return this.failing ? 'failing' : this.isBehind ? 'behind' : 'ok';
+  /**
+   * ok; slow (a write unanswered for SLOW_WRITE_MS); behind (the database is slower than the
+   * traffic: reading paused); failing (writes fail or timed out, records go to the spool); stuck
+   * (writes fail and the spool refuses too: nothing new can be kept, so no message is taken).
+   */
+  get state(): WriterState {
+    if (this.stuck) return 'stuck';
+    if (this.failing) return 'failing';
+    if (this.isBehind) return 'behind';
+    const started = this.writeStartedAt;
+    return started !== undefined && Date.now() - started >= SLOW_WRITE_MS ? 'slow' : 'ok';
   }
 
-  /** Entries waiting in memory (not in flight, not spooled). */
-  private get queued(): number {
-    return this.queue.length;
+  /** Why the state is not ok (the last database or spool error), for /readyz and logs. */
+  get problem(): string | undefined {
+    if (this.stuck) return `database: ${this.lastError}; spool: ${this.spoolError ?? 'none configured'}`;
+    if (this.failing) return `database: ${this.lastError}`;
+    return undefined;
+  }
+
+  /** Neither the database nor the spool takes records: new messages must be refused. */
+  get stuck(): boolean {
+    return this.failing && (!this.spool || this.spoolError !== undefined);
   }
 
   /** Whether the database is behind: the server should stop reading from clients meanwhile. */
@@ -148,9 +210,9 @@ export class RecordWriter {
     return this.isBehind;
   }
 
-  /** Called with true when the database falls behind, with false when it has caught up. */
-  onBehind(listener: (behind: boolean) => void): void {
-    this.behindListeners.push(listener);
+  /** Called whenever `state` changes. */
+  onState(listener: (state: WriterState) => void): void {
+    this.stateListeners.push(listener);
   }
 
   /** A ticket that `until` resolves once everything appended so far is committed. */
@@ -163,6 +225,32 @@ export class RecordWriter {
     return this.written >= ticket;
   }
 
+  /** Records committed or in the spool, counted from the first: the durable prefix. */
+  private get durable(): number {
+    return this.written + (this.spool?.count ?? 0);
+  }
+
+  /**
+   * Calls `done` once every entry appended before `ticket` is durable (committed, or fsynced in
+   * the spool); at the next flush, or, with `urgent`, as soon as it can be written.
+   */
+  whenDurable(ticket: number, done: () => void, urgent = false): void {
+    if (this.durable >= ticket) return done();
+    this.durableWaiters.push({ ticket, done: urgent ? this.urgentDone(done) : done });
+    if (urgent) {
+      this.urgent++;
+      if (this.failing) this.spillSoon(0);
+      else this.kick();
+    }
+  }
+
+  private urgentDone(done: () => void): () => void {
+    return () => {
+      this.urgent--;
+      done();
+    };
+  }
+
   append(entry: RecordEntry): void {
     if (entry.kind === 'room_query' && entry.id === undefined) entry.id = this.roomQueryIds.next();
     this.queue.push(entry);
@@ -172,9 +260,9 @@ export class RecordWriter {
 
   /** Bounds and flush timing, after each append. */
   private afterAppend(): void {
-    if (this.queued >= this.queueMax) this.overQueueMax();
+    if (this.queue.length >= this.queueMax) this.overQueueMax();
     if (this.running || this.timer) return;
-    if (this.queued >= this.options.batchSize || this.options.flushMs === 0) {
+    if (this.queue.length >= this.options.batchSize || this.options.flushMs === 0) {
       this.timer = setTimeout(this.run, 0);
     } else {
       this.timer = setTimeout(this.run, this.options.flushMs);
@@ -225,6 +313,15 @@ export class RecordWriter {
    * Returns how many records it held.
    */
   async replaySpool(): Promise<number> {
+    const legacy = this.options.legacySpoolPath;
+    const old = legacy ? readLegacySpool(legacy) : undefined;
+    if (old) {
+      this.log.info({ records: old.length, spool: legacy }, 'record writer: replaying a JSON-lines spool');
+      for (let i = 0; i < old.length; i += this.options.batchSize) {
+        await this.store.write(old.slice(i, i + this.options.batchSize));
+      }
+      unlinkSync(legacy!);
+    }
     const count = this.spool?.count ?? 0;
     if (count === 0) return 0;
     this.log.info({ records: count, spool: this.spool!.path }, 'record writer: replaying the spool');
@@ -234,35 +331,54 @@ export class RecordWriter {
   }
 
   /**
-   * For shutdown: writes everything pending; if the database fails (or is failing), stops
-   * retrying after at most `waitMs` for a write in flight and appends the rest to the spool, for
-   * the next start to replay. Returns how many records were written and how many spooled.
+   * For shutdown: writes what is pending until `deadline` (Date.now() ms) less the time kept for
+   * spooling, or until a write fails; then stops, and appends to the spool whatever the
+   * database has not taken (a write still in flight included: written again at the next start,
+   * which inserts nothing twice). Returns what was written, spooled, and lost (in neither place:
+   * only when the spool refuses too).
    */
-  async close(waitMs: number): Promise<{ written: number; spooled: number }> {
+  async close(
+    deadline: number,
+  ): Promise<{ written: number; spooled: number; lost: number; timedOut: boolean }> {
     const before = this.written;
-    if (this.pending > 0) {
-      await Promise.race([this.drain(), this.outage()]);
-    }
-    let spooled = 0;
-    if (this.pending > 0 && this.spool) {
-      this.closed = true;
-      this.wakeFromSleep();
-      clearTimeout(this.timer);
-      this.timer = undefined;
-      const running = this.running;
-      if (running) {
-        let cap: NodeJS.Timeout | undefined;
-        await Promise.race([running, new Promise((r) => (cap = setTimeout(r, waitMs)))]);
-        clearTimeout(cap);
-      }
-      if (this.pending > 0) {
-        this.spill();
-        spooled = this.spool.count;
-      }
+    const spoolMargin = Math.min(2_000, Math.max(0, deadline - Date.now()) / 4);
+    let timedOut = false;
+    if (this.pending > 0 && !this.failing) {
+      this.kick();
+      timedOut = !(await this.within(Promise.race([this.drain(), this.outage()]), deadline - spoolMargin));
     }
     this.closed = true;
-    this.spool?.close();
-    return { written: this.written - before, spooled };
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    clearTimeout(this.spillTimer);
+    this.wakeFromSleep();
+    if (this.running && !(await this.within(this.running, deadline - spoolMargin))) timedOut = true;
+    if (this.pending > 0 && this.spool) {
+      if (this.spilling) await this.within(this.spilling, deadline);
+      if (!this.spilling) {
+        this.spill(true);
+        await this.within(this.spilling ?? Promise.resolve(), deadline);
+      }
+    }
+    const spooled = this.spool?.count ?? 0;
+    const lost = this.spilling ? this.pending : Math.max(0, this.pending - spooled);
+    this.settleDurable();
+    if (!this.spilling) this.spool?.close();
+    return { written: this.written - before, spooled, lost, timedOut };
+  }
+
+  /** Whether `promise` settled before `deadline`. */
+  private async within(promise: Promise<unknown>, deadline: number): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    const settled = await Promise.race([
+      promise.then(
+        () => true,
+        () => true,
+      ),
+      new Promise<boolean>((r) => (timer = setTimeout(() => r(false), Math.max(0, deadline - Date.now())))),
+    ]);
+    clearTimeout(timer);
+    return settled;
   }
 
   /** Resolves when a write fails (at once if the database is failing now). */
@@ -280,57 +396,139 @@ export class RecordWriter {
 
   /** The memory queue is at queueMax: backpressure while the database answers, else the spool. */
   private overQueueMax(): void {
-    const queued = this.queued;
-    const canWait = !this.failing && this.behindListeners.length > 0 && !this.closed;
-    if (canWait && queued < this.queueMax * HARD_QUEUE_FACTOR) {
+    if (this.closed) return;
+    if (this.failing) return this.spillSoon(0);
+    if (this.queue.length < this.queueMax * HARD_QUEUE_FACTOR || !this.spool) {
       this.setBehind(true);
       return;
     }
-    if (queued > this.queueMax) this.spill();
+    this.spillSoon(0);
   }
 
   private setBehind(behind: boolean): void {
     if (this.isBehind === behind) return;
     this.isBehind = behind;
-    for (const listener of this.behindListeners) listener(behind);
+    this.stateChanged();
   }
 
-  /** Moves the batch in flight (if it came from memory) and the memory queue to the spool. */
-  private spill(): void {
+  /** Tells the listeners when the state changed. */
+  private stateChanged(): void {
+    const state = this.state === 'slow' ? 'ok' : this.state; // slow is read, never announced
+    if (state === this.lastState) return;
+    this.lastState = state;
+    for (const listener of this.stateListeners) listener(state);
+  }
+
+  /** Spills in `delayMs` unless a spill is running or due sooner. */
+  private spillSoon(delayMs: number): void {
+    if (!this.spool || this.closed || this.spilling) return;
+    if (this.spoolError !== undefined) {
+      delayMs = Math.max(delayMs, this.lastSpillAttempt + SPOOL_RETRY_MS - Date.now());
+    }
+    clearTimeout(this.spillTimer);
+    this.spillTimer = setTimeout(() => {
+      this.spillTimer = undefined;
+      this.spill();
+      // Nothing to spill now: while the database fails, look again at the next flush.
+      if (!this.spilling && this.failing) this.spillSoon(this.options.flushMs);
+    }, delayMs);
+  }
+
+  /** Whether anything is only in memory (in flight from memory and not spooled, held, queued). */
+  private get unspooled(): boolean {
+    const f = this.inflight;
+    return (
+      this.queue.length > 0 ||
+      this.held.length > 0 ||
+      (f !== undefined && f.fromMemory && f.blocks === 0 && !f.committed)
+    );
+  }
+
+  /**
+   * Appends to the spool everything only in memory: the batch in flight first (if it came from
+   * memory), as a block of its own, then the held batches and the queue. Records leave memory
+   * only once the spool holds them; if it refuses, they are held, in order, for the next try.
+   */
+  private spill(final = false): void {
     const spool = this.spool;
-    if (!spool) return;
-    if (!this.spilledThisOutage) {
-      this.spilledThisOutage = true;
-      this.log.warn(
-        { pending: this.pending, spool: spool.path },
-        'record writer: memory queue full; spooling records to disk',
-      );
-    }
-    if (this.inflight && !this.inflight.spooled) {
-      // The spool holds nothing unread now (it is read before memory), so these become its front.
-      const entries = decodeEntries(this.inflight.records);
-      this.inflight.spooled = { lines: entries.length, bytes: spool.append(entries) };
-    }
-    const rest = this.queue.take(this.queue.length);
-    if (!rest) return;
-    spool.append(decodeEntries(rest));
-    this.queue.release(rest);
+    if (!spool || this.spilling || (this.closed && !final) || !this.unspooled) return;
+    this.lastSpillAttempt = Date.now();
+    const f = this.inflight;
+    const first = f && f.fromMemory && f.blocks === 0 && !f.committed ? f : undefined;
+    const held = this.held;
+    this.held = [];
+    const fromQueue = this.queue.take(this.queue.length);
+    const batches = [...(first ? [first.records] : []), ...held, ...(fromQueue ? [fromQueue] : [])];
+    if (first) first.appending = true;
+    const records = batches.reduce((n, b) => n + b.count, 0);
+    this.spilling = spool
+      .append(batches)
+      .then(
+        () => {
+          if (first) {
+            first.appending = false;
+            if (first.committed) {
+              spool.commit(1); // written meanwhile: the copy is not needed
+              this.queue.release(first.records);
+            } else {
+              first.blocks = 1;
+            }
+          }
+          for (const b of held) this.queue.release(b);
+          if (fromQueue) this.queue.release(fromQueue);
+          if (this.spoolError !== undefined) {
+            this.log.warn({ records, spool: spool.path }, 'record writer: the spool takes records again');
+            this.spoolError = undefined;
+          }
+          if (this.isBehind && this.queue.length <= this.queueMax / 2) this.isBehind = false;
+        },
+        (err: unknown) => {
+          if (first) {
+            first.appending = false;
+            if (first.committed) this.queue.release(first.records);
+          }
+          this.held = [...held, ...(fromQueue ? [fromQueue] : []), ...this.held];
+          if (this.spoolError === undefined) {
+            this.log.error(
+              { err: errorText(err), records, spool: spool.path, pending: this.pending },
+              'record writer: spool write failed; the records stay in memory',
+            );
+          }
+          this.spoolError = errorText(err);
+        },
+      )
+      .finally(() => {
+        this.spilling = undefined;
+        this.settleDurable();
+        this.stateChanged();
+        if (this.closed) return;
+        // While the database fails, the next records follow at the next flush; a refusing spool
+        // is tried again in a while.
+        if (this.failing) this.spillSoon(this.options.flushMs);
+        if (!this.running && (this.queue.length > 0 || this.held.length > 0)) this.kick();
+      });
   }
 
-  /** The next batch: the spool's front, else memory. */
-  private take(): Inflight | undefined {
-    if (this.spool && this.spool.unreadBytes > 0) {
-      const batch = this.spool.read(this.options.batchSize);
-      if (batch.lines > 0) {
+  /** The next batch: the spool's front, else held batches, else memory. */
+  private async take(): Promise<Inflight | undefined> {
+    if (this.spool && this.spool.count > 0) {
+      const front = await this.spool.readFront(this.options.batchSize);
+      if (front) {
         return {
-          records: encodeEntries(batch.entries),
-          spooled: { lines: batch.lines, bytes: batch.bytes },
+          records: front.records,
+          fromMemory: false,
+          blocks: front.blocks,
+          corrupt: front.corrupt,
+          appending: false,
+          committed: false,
         };
       }
     }
-    const records = this.queue.take(this.options.batchSize);
-    if (records) this.takenAt = Date.now();
-    return records && { records, spooled: undefined };
+    const held = this.held.shift();
+    const records = held ?? this.queue.take(this.options.batchSize);
+    if (!records) return undefined;
+    if (!held) this.takenAt = Date.now();
+    return { records, fromMemory: true, blocks: 0, corrupt: 0, appending: false, committed: false };
   }
 
   private readonly run = (): void => {
@@ -339,7 +537,7 @@ export class RecordWriter {
     this.running = this.loop().finally(() => {
       this.running = undefined;
       this.wake();
-      if (this.closed || (this.queue.length === 0 && (this.spool?.unreadBytes ?? 0) === 0)) return;
+      if (this.closed || (this.queue.length === 0 && this.held.length === 0 && this.spooled === 0)) return;
       // Entries appended while the last write was finishing: written at once if something needs
       // them now, else in the next batch, flushMs after the last one was taken (see loop).
       this.kick(this.writeNow() ? 0 : Math.max(0, this.takenAt + this.options.flushMs - Date.now()));
@@ -350,39 +548,60 @@ export class RecordWriter {
   private writeNow(): boolean {
     return (
       this.queue.length >= this.options.batchSize ||
-      (this.spool?.unreadBytes ?? 0) > 0 ||
+      this.spooled > 0 ||
+      this.held.length > 0 ||
       this.waiters.length > 0 ||
+      this.urgent > 0 ||
       this.options.flushMs === 0
     );
   }
 
   private async loop(): Promise<void> {
     while (!this.closed) {
-      this.inflight ??= this.take();
+      if (!this.inflight) {
+        // What a running spill took is older than what is left in memory.
+        if (this.spilling) await this.spilling;
+        if (this.closed) return;
+        this.inflight = await this.take();
+      }
       const batch = this.inflight;
       if (!batch) break;
+      let conflicts: RecordConflict[];
+      this.writeStartedAt = Date.now();
       try {
-        if (batch.records.count) await this.timed(this.store.writeEncoded(batch.records));
+        conflicts = batch.records.count ? await this.timed(this.store.writeEncoded(batch.records)) : [];
       } catch (err) {
+        this.writeStartedAt = undefined;
         if (this.closed) return;
         this.onFailure(err);
         await this.sleep(this.retryMs);
         this.retryMs = Math.min(RETRY_MAX_MS, this.retryMs * 2);
+        if (this.spilling) await this.spilling;
         continue;
       }
-      if (this.closed) return; // shutting down: the batch is in the spool as well; a rewrite is harmless
-      this.onSuccess();
+      this.writeStartedAt = undefined;
+      if (this.closed) return; // shutting down: close() spools it; a rewrite is harmless
       this.inflight = undefined;
-      this.queue.release(batch.records);
-      const lines = batch.spooled ? batch.spooled.lines : batch.records.count;
-      if (batch.spooled) this.spool!.commit(batch.spooled.lines, batch.spooled.bytes);
-      this.written += lines;
-      if (this.isBehind && this.queued <= this.queueMax / 2) this.setBehind(false);
+      if (batch.blocks) this.spool!.commit(batch.blocks);
+      if (batch.fromMemory) {
+        if (batch.appending) batch.committed = true;
+        else this.queue.release(batch.records);
+      }
+      this.written += batch.records.count + batch.corrupt;
+      if (batch.corrupt) {
+        this.log.error(
+          { records: batch.corrupt, spool: this.spool?.path },
+          'record writer: spool blocks failed their checksum and were skipped; these records are lost',
+        );
+      }
+      if (conflicts.length) this.onConflicts(conflicts);
+      this.onSuccess();
+      if (this.isBehind && this.queue.length <= this.queueMax / 2) this.setBehind(false);
       this.wake();
+      this.settleDurable();
       // The next batch waits for the flush interval unless something needs it now. Going on at
       // once with whatever came during the write made a train of small transactions after every
-      // batch, each paying a whole commit (every room's dirty index page): relay 500×2 at 17,000
-      // msg/s on SQLite wrote a 3,400-row batch every ~210 ms, then 5-8 more of 100-600 rows.
+      // batch, each paying a whole commit (every room's dirty index page).
       if (!this.writeNow()) break;
     }
   }
@@ -391,7 +610,7 @@ export class RecordWriter {
    * The write, or a WriteTimeoutError once it has taken writeTimeoutMs. A write given up on may
    * still commit later; the batch is written again either way, which inserts nothing twice.
    */
-  private timed(write: Promise<void>): Promise<void> {
+  private timed<T>(write: Promise<T>): Promise<T> {
     const ms = this.options.writeTimeoutMs;
     if (!ms) return write;
     let timer: NodeJS.Timeout | undefined;
@@ -405,18 +624,36 @@ export class RecordWriter {
     return Promise.race([write, timeout]).finally(() => clearTimeout(timer));
   }
 
+  /** Records the database held in another form: each is an error, never silently passed over. */
+  private onConflicts(conflicts: RecordConflict[]): void {
+    this.conflicts += conflicts.length;
+    this.log.error(
+      {
+        conflicts: conflicts.length,
+        first: conflicts.slice(0, 10).map((c) => `${c.kind} ${c.key}`),
+        total: this.conflicts,
+      },
+      'record writer: rows already in the database with other contents (another server writing to this database?); the records were not written',
+    );
+  }
+
   private onFailure(err: unknown): void {
+    this.lastError = errorText(err);
     if (this.failing) return;
     this.failing = true;
-    // An outage is the spool's: clients are read again and the queue past queueMax spills.
-    if (this.isBehind) {
-      this.setBehind(false);
-      if (this.queued > this.queueMax) this.spill();
-    }
+    // An outage is the spool's: clients are read again, and memory goes to the spool now.
+    this.isBehind = false;
     // Logged once per outage, never per record.
     this.log.error(
-      { err: errorText(err), pending: this.pending, spooled: this.spooled },
-      'record writer: database write failed; records wait in memory and the spool, retrying with backoff',
+      {
+        err: this.lastError,
+        timedOut: err instanceof WriteTimeoutError,
+        pending: this.pending,
+        spooled: this.spooled,
+      },
+      this.spool
+        ? 'record writer: database write failed; records go to the spool, retrying with backoff'
+        : 'record writer: database write failed; records wait in memory, retrying with backoff',
     );
     for (const listener of this.failureListeners) listener();
     this.failureListeners = [];
@@ -426,14 +663,18 @@ export class RecordWriter {
       else still.push(w);
     }
     this.waiters = still;
+    this.spillSoon(0);
+    this.stateChanged();
   }
 
   private onSuccess(): void {
     this.retryMs = RETRY_MIN_MS;
     if (!this.failing) return;
     this.failing = false;
-    this.spilledThisOutage = false;
+    clearTimeout(this.spillTimer);
+    this.spillTimer = undefined;
     this.log.info({ pending: this.pending, spooled: this.spooled }, 'record writer: database writes resumed');
+    this.stateChanged();
   }
 
   private sleep(ms: number): Promise<void> {
@@ -462,13 +703,27 @@ export class RecordWriter {
     }
     this.waiters = still;
   }
+
+  /** Calls the durable waiters whose records are now committed or spooled (in ticket order). */
+  private settleDurable(): void {
+    const durable = this.durable;
+    const list = this.durableWaiters;
+    while (this.durableHead < list.length && list[this.durableHead]!.ticket <= durable) {
+      list[this.durableHead++]!.done();
+    }
+    if (this.durableHead > 1024 && this.durableHead * 2 > list.length) {
+      this.durableWaiters = list.slice(this.durableHead);
+      this.durableHead = 0;
+    }
+  }
 }
 
 /** An error's message, never its connection details (no URL or password ever reaches a log). */
 export function errorText(err: unknown): string {
   if (err instanceof Error) {
     const code = (err as { code?: unknown }).code;
-    return code ? `${String(code)}: ${err.message}` : err.message;
+    // Node's system errors already begin with their code ("ENOSPC: no space left on device").
+    return code && !err.message.startsWith(String(code)) ? `${String(code)}: ${err.message}` : err.message;
   }
   return String(err);
 }

@@ -4,6 +4,8 @@ import type { Generated } from 'kysely';
 export interface RoomsTable {
   room_id: string;
   created_at: string;
+  /** Highest seq a server may have handed out in the room (migration 0005). */
+  seq_reserved: Generated<number>;
 }
 
 export interface DevicesTable {
@@ -44,10 +46,22 @@ export interface RoomQueriesTable {
   queried_at: string;
 }
 
+/** The writer lease (migration 0004, store/writer-lease.ts); times in epoch milliseconds. */
+export interface WriterLeaseTable {
+  /** Always 'writer': the one row. */
+  name: string;
+  node_id: string;
+  host: string;
+  pid: number;
+  acquired_ms: number;
+  expires_ms: number;
+}
+
 export interface Database {
   rooms: RoomsTable;
   devices: DevicesTable;
   connections: ConnectionsTable;
   messages: MessagesTable;
   room_queries: RoomQueriesTable;
+  writer_lease: WriterLeaseTable;
 }

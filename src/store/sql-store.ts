@@ -20,6 +20,8 @@ import type { Database } from './schema.js';
 import {
   roomQueryId,
   type DeviceRow,
+  type RecordConflict,
+  type RoomSeq,
   type Dialect,
   type MessageQuery,
   type MessageRow,
@@ -32,6 +34,9 @@ import { migrations } from './migrations/index.js';
 import type { PoolOptions } from './pool-options.js';
 import { WriterThread } from './writer-thread.js';
 import { decodeEntries, encodeEntries, type EncodedRecords } from './record-queue.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { LeaseAttempt, LeaseClaimant, LeaseHolder } from './store.js';
+import type { WriterLeaseTable } from './schema.js';
 
 /** Rows per multi-row INSERT: keeps every backend under its bound-parameter limit. */
 const ROWS_PER_INSERT = 500;
@@ -96,15 +101,15 @@ export class SqlStore implements Store {
     return row && { roomId: row.room_id, createdAt: this.fromDb(row.created_at) };
   }
 
-  async insertRoom(roomId: string, createdAt: Timestamp): Promise<boolean> {
+  async insertRoom(roomId: string, createdAt: Timestamp, seqReserved = 0): Promise<boolean> {
     const result = await this.insertRooms([
-      { room_id: roomId, created_at: this.toDb(createdAt) },
+      { room_id: roomId, created_at: this.toDb(createdAt), seq_reserved: seqReserved },
     ]).executeTakeFirst();
     return Number(result.numInsertedOrUpdatedRows ?? 0n) === 1;
   }
 
   /** An INSERT of rooms that leaves a code already there as it was. */
-  private insertRooms(rows: { room_id: string; created_at: string }[]) {
+  private insertRooms(rows: { room_id: string; created_at: string; seq_reserved?: number }[]) {
     const insert = this.db.insertInto('rooms').values(rows);
     return this.dialect === 'mysql'
       ? insert.ignore() // rooms has no foreign key IGNORE could hide
@@ -128,13 +133,18 @@ export class SqlStore implements Store {
     );
   }
 
-  async lastSeq(roomId: string): Promise<number> {
-    const row = await this.db
+  async roomSeq(roomId: string): Promise<RoomSeq> {
+    const recorded = await this.db
       .selectFrom('messages')
       .select((eb) => eb.fn.max('seq').as('seq'))
       .where('room_id', '=', roomId)
       .executeTakeFirst();
-    return Number(row?.seq ?? 0);
+    const room = await this.db
+      .selectFrom('rooms')
+      .select('seq_reserved')
+      .where('room_id', '=', roomId)
+      .executeTakeFirst();
+    return { recorded: Number(recorded?.seq ?? 0), reserved: Number(room?.seq_reserved ?? 0) };
   }
 
   async readMessages(q: MessageQuery): Promise<MessageRow[]> {
@@ -193,20 +203,28 @@ export class SqlStore implements Store {
     return Number(result.numUpdatedRows);
   }
 
-  async writeEncoded(records: EncodedRecords): Promise<void> {
-    if (records.count === 0) return;
-    if (this.writerThread) await this.writerThread.write(records);
-    else await this.write(decodeEntries(records));
+  async writeEncoded(records: EncodedRecords): Promise<RecordConflict[]> {
+    if (records.count === 0) return [];
+    if (this.writerThread) return this.writerThread.write(records);
+    return this.write(decodeEntries(records));
   }
 
-  async write(entries: readonly RecordEntry[]): Promise<void> {
-    if (entries.length === 0) return;
-    if (this.writerThread) {
-      await this.writerThread.write(encodeEntries(entries));
-      return;
-    }
+  async write(entries: readonly RecordEntry[]): Promise<RecordConflict[]> {
+    if (entries.length === 0) return [];
+    if (this.writerThread) return this.writerThread.write(encodeEntries(entries));
     entries = byKind(entries);
-    await this.inTransaction(async (exec) => {
+    const conflicts: RecordConflict[] = [];
+    await this.inTransaction(async (tx) => {
+      const exec = async (statements: BatchStatement[]) => {
+        for (const s of statements) {
+          const changed = await tx.run(s);
+          // Fewer rows than records: some keys were there. The same contents are a rewrite;
+          // anything else is reported, never passed over.
+          if (s.check && changed < s.check.rows) {
+            conflicts.push(...s.check.conflicts(await tx.rows(s.check.find())));
+          }
+        }
+      };
       // Consecutive entries of one kind become one multi-row statement. Statements run one after
       // another on the transaction's connection, and the next one is built while the database
       // runs the current one: building a 500-row INSERT is about a third of a row's cost, and
@@ -231,22 +249,23 @@ export class SqlStore implements Store {
       }
       await running;
     });
+    return conflicts;
   }
 
   /**
-   * Runs `body` in one transaction; `exec` runs statements one after another on its connection.
+   * Runs `body` in one transaction, whose statements run one after another on its connection.
    * MySQL overrides it (its prepared statements need the connection itself).
    */
-  protected async inTransaction(
-    body: (exec: (statements: BatchStatement[]) => Promise<void>) => Promise<void>,
-  ): Promise<void> {
+  protected async inTransaction(body: (tx: BatchTransaction) => Promise<void>): Promise<void> {
     await this.db.transaction().execute((trx) =>
-      body(async (statements) => {
-        for (const s of statements) {
+      body({
+        run: async (s) => {
           if (!(s instanceof CompiledStatement))
             throw new Error(`${this.dialect} cannot run a ${s.kind} statement`);
-          await trx.executeQuery(s.query);
-        }
+          const result = await trx.executeQuery(s.query);
+          return Number(result.numAffectedRows ?? 0n);
+        },
+        rows: async (q) => (await trx.executeQuery(q)).rows as Record<string, unknown>[],
       }),
     );
   }
@@ -267,15 +286,26 @@ export class SqlStore implements Store {
             ).compile(),
           ),
         ];
+      case 'room_seq':
+        return (run as Extract<RecordEntry, { kind: 'room_seq' }>[]).map((e) =>
+          compiled(
+            db
+              .updateTable('rooms')
+              .set({ seq_reserved: e.reserved })
+              .where('room_id', '=', e.roomId)
+              .compile(),
+          ),
+        );
       case 'device':
         return [compiled(this.upsertDevices(run as Extract<RecordEntry, { kind: 'device' }>[]))];
-      case 'connection_open':
+      case 'connection_open': {
+        const opens = run as Extract<RecordEntry, { kind: 'connection_open' }>[];
         return [
           compiled(
             db
               .insertInto('connections')
               .values(
-                (run as Extract<RecordEntry, { kind: 'connection_open' }>[]).map((e) => ({
+                opens.map((e) => ({
                   id: e.id,
                   device_id: e.deviceId,
                   room_id: e.roomId,
@@ -287,8 +317,10 @@ export class SqlStore implements Store {
               )
               .$call(this.keepExistingId)
               .compile(),
+            this.idCheck('connection_open', 'connections', 'connected_at', opens),
           ),
         ];
+      }
       case 'connection_close':
         return (run as Extract<RecordEntry, { kind: 'connection_close' }>[]).map((e) =>
           compiled(
@@ -301,13 +333,14 @@ export class SqlStore implements Store {
         );
       case 'message':
         return this.messageInserts(run as Extract<RecordEntry, { kind: 'message' }>[]);
-      case 'room_query':
+      case 'room_query': {
+        const queries = run as Extract<RecordEntry, { kind: 'room_query' }>[];
         return [
           compiled(
             db
               .insertInto('room_queries')
               .values(
-                (run as Extract<RecordEntry, { kind: 'room_query' }>[]).map((e) => ({
+                queries.map((e) => ({
                   id: roomQueryId(e),
                   device_id: e.deviceId,
                   room_id: e.roomId,
@@ -316,9 +349,77 @@ export class SqlStore implements Store {
               )
               .$call(this.keepExistingId)
               .compile(),
+            this.idCheck(
+              'room_query',
+              'room_queries',
+              'queried_at',
+              queries.map((e) => ({ ...e, id: roomQueryId(e) })),
+            ),
           ),
         ];
+      }
     }
+  }
+
+  /**
+   * For an INSERT of rows keyed by server-assigned ids: the rows already there with those ids,
+   * and which of them hold another device, room or time than the record.
+   */
+  private idCheck(
+    kind: 'connection_open' | 'room_query',
+    table: 'connections' | 'room_queries',
+    timeColumn: 'connected_at' | 'queried_at',
+    run: { id: number; deviceId: string; roomId: string; at: Timestamp }[],
+  ): ConflictCheck {
+    return {
+      rows: run.length,
+      find: () =>
+        sql`select id, device_id, room_id, ${sql.ref(timeColumn)} as at from ${sql.table(table)} where id in (${sql.join(run.map((e) => e.id))})`.compile(
+          this.db,
+        ),
+      conflicts: (found) => {
+        const byId = new Map(found.map((r) => [Number(r.id), r]));
+        return run
+          .filter((e) => {
+            const r = byId.get(e.id);
+            return r && (r.device_id !== e.deviceId || r.room_id !== e.roomId || this.fromDb(r.at) !== e.at);
+          })
+          .map((e) => ({ kind, key: String(e.id) }));
+      },
+    };
+  }
+
+  /** For an INSERT of messages: the rows already there at those (room, seq), and which differ. */
+  protected messageCheck(run: Extract<RecordEntry, { kind: 'message' }>[]): ConflictCheck {
+    return {
+      rows: run.length,
+      find: () =>
+        this.db
+          .selectFrom('messages')
+          .select(['room_id', 'seq', 'from_device_id', 'to_device_id', 'message_content'])
+          .where((eb) =>
+            eb(
+              eb.refTuple('room_id', 'seq'),
+              'in',
+              run.map((e) => eb.tuple(e.roomId, e.seq)),
+            ),
+          )
+          .compile(),
+      conflicts: (found) => {
+        const byKey = new Map(found.map((r) => [`${String(r.room_id)}#${Number(r.seq)}`, r]));
+        return run
+          .filter((e) => {
+            const r = byKey.get(`${e.roomId}#${e.seq}`);
+            return (
+              r &&
+              (r.from_device_id !== e.fromDeviceId ||
+                r.to_device_id !== e.toDeviceId ||
+                r.message_content !== e.content)
+            );
+          })
+          .map((e) => ({ kind: 'message' as const, key: `${e.roomId}#${e.seq}` }));
+      },
+    };
   }
 
   /** A row whose server-assigned id is there already stays as it is (a batch written twice). */
@@ -335,7 +436,7 @@ export class SqlStore implements Store {
    */
   protected messageInserts(run: Extract<RecordEntry, { kind: 'message' }>[]): BatchStatement[] {
     return [
-      compiled(
+      new CompiledStatement(
         this.db
           .insertInto('messages')
           .values(
@@ -351,6 +452,7 @@ export class SqlStore implements Store {
           )
           .onConflict((oc) => oc.columns(['room_id', 'seq']).doNothing())
           .compile(),
+        this.messageCheck(run),
       ),
     ];
   }
@@ -409,12 +511,122 @@ export class SqlStore implements Store {
   protected fromDb(value: unknown): Timestamp {
     return value instanceof Date ? value.toISOString() : String(value);
   }
+
+  async tryAcquireLease(
+    me: LeaseClaimant,
+    nowMs: number,
+    ttlMs: number,
+    isHolderDead: (holder: LeaseHolder) => boolean,
+  ): Promise<LeaseAttempt> {
+    const ours = {
+      node_id: me.nodeId,
+      host: me.host,
+      pid: me.pid,
+      acquired_ms: nowMs,
+      expires_ms: nowMs + ttlMs,
+    };
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.db.transaction().execute(async (trx): Promise<LeaseAttempt> => {
+          // MySQL and PostgreSQL lock the row until commit. SQLite takes its write lock at the
+          // first write: a server that wrote between our read and our write makes ours fail.
+          const read = trx.selectFrom('writer_lease').selectAll().where('name', '=', LEASE_ROW);
+          const row = await (this.dialect === 'sqlite' ? read : read.forUpdate()).executeTakeFirst();
+          if (!row) {
+            await trx
+              .insertInto('writer_lease')
+              .values({ name: LEASE_ROW, ...ours })
+              .execute();
+            return { acquired: true };
+          }
+          const holder = leaseHolder(row);
+          const ourOwn = holder.nodeId === me.nodeId;
+          const free = ourOwn || holder.expiresMs < nowMs || isHolderDead(holder);
+          if (!free) return { acquired: false, holder };
+          await trx.updateTable('writer_lease').set(ours).where('name', '=', LEASE_ROW).execute();
+          return ourOwn ? { acquired: true } : { acquired: true, previous: holder };
+        });
+      } catch (err) {
+        // Another server inserted or took the row meanwhile (or holds SQLite's write lock): the
+        // next attempt reads what it wrote.
+        if (attempt >= LEASE_ATTEMPTS || !lostLeaseRace(err)) throw err;
+        await sleep(LEASE_RETRY_MS);
+      }
+    }
+  }
+
+  async renewLease(nodeId: string, nowMs: number, ttlMs: number): Promise<boolean> {
+    const result = await this.db
+      .updateTable('writer_lease')
+      .set({ expires_ms: nowMs + ttlMs })
+      .where('name', '=', LEASE_ROW)
+      .where('node_id', '=', nodeId)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
+  }
+
+  async releaseLease(nodeId: string): Promise<void> {
+    await this.db
+      .deleteFrom('writer_lease')
+      .where('name', '=', LEASE_ROW)
+      .where('node_id', '=', nodeId)
+      .execute();
+  }
+
+  async readLease(): Promise<LeaseHolder | undefined> {
+    const row = await this.db
+      .selectFrom('writer_lease')
+      .selectAll()
+      .where('name', '=', LEASE_ROW)
+      .executeTakeFirst();
+    return row && leaseHolder(row);
+  }
+}
+
+/** The writer lease's one row. */
+const LEASE_ROW = 'writer';
+/** Attempts at taking the lease while other servers race for it or hold SQLite's write lock. */
+const LEASE_ATTEMPTS = 50;
+const LEASE_RETRY_MS = 20;
+
+function leaseHolder(row: WriterLeaseTable): LeaseHolder {
+  return {
+    nodeId: row.node_id,
+    host: row.host,
+    pid: Number(row.pid),
+    acquiredMs: Number(row.acquired_ms),
+    expiresMs: Number(row.expires_ms),
+  };
+}
+
+/** An error of losing a race for the lease row: a duplicate key, a deadlock, SQLite busy. */
+function lostLeaseRace(err: unknown): boolean {
+  const code = String((err as { code?: unknown } | undefined)?.code ?? '');
+  return /^SQLITE_(BUSY|CONSTRAINT)/.test(code) || LEASE_RACE_CODES.has(code);
+}
+
+/** MySQL: duplicate key, deadlock; PostgreSQL: unique violation, serialization failure, deadlock. */
+const LEASE_RACE_CODES = new Set(['ER_DUP_ENTRY', 'ER_LOCK_DEADLOCK', '23505', '40001', '40P01']);
+
+/**
+ * How an INSERT of `rows` records that may meet existing keys tells a rewrite from a conflict:
+ * when it inserted fewer rows, `find` reads the rows at those keys and `conflicts` names the
+ * records they differ from.
+ */
+export interface ConflictCheck {
+  rows: number;
+  /** Built only when needed: most statements insert every row. */
+  find: () => CompiledQuery;
+  conflicts(found: Record<string, unknown>[]): RecordConflict[];
 }
 
 /** A statement of a record batch, as Kysely compiled it. */
 export class CompiledStatement {
   readonly kind = 'compiled';
-  constructor(readonly query: CompiledQuery) {}
+  constructor(
+    readonly query: CompiledQuery,
+    readonly check?: ConflictCheck,
+  ) {}
 }
 
 /** A statement for a server-side prepared statement: `sql` with `?` placeholders. */
@@ -423,13 +635,22 @@ export class PreparedStatement {
   constructor(
     readonly sql: string,
     readonly params: (string | number | null)[],
+    readonly check?: ConflictCheck,
   ) {}
 }
 
 export type BatchStatement = CompiledStatement | PreparedStatement;
 
-function compiled(query: CompiledQuery): CompiledStatement {
-  return new CompiledStatement(query);
+/** A batch's transaction, as SqlStore.write uses it. */
+export interface BatchTransaction {
+  /** Runs a statement; resolves with how many rows it inserted or changed. */
+  run(statement: BatchStatement): Promise<number>;
+  /** Runs a query; resolves with its rows. */
+  rows(query: CompiledQuery): Promise<Record<string, unknown>[]>;
+}
+
+function compiled(query: CompiledQuery, check?: ConflictCheck): CompiledStatement {
+  return new CompiledStatement(query, check);
 }
 
 /**
@@ -439,6 +660,7 @@ function compiled(query: CompiledQuery): CompiledStatement {
  */
 const KIND_ORDER: readonly RecordEntry['kind'][] = [
   'room',
+  'room_seq',
   'device',
   'connection_open',
   'connection_close',

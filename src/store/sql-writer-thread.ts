@@ -13,6 +13,7 @@ import { MysqlStore } from './mysql-store.js';
 import { PostgresStore } from './postgres-store.js';
 import { errorText } from './record-writer.js';
 import type { ThreadTarget } from './sql-store.js';
+import type { RecordConflict } from './store.js';
 import { decodeEntries } from './record-queue.js';
 import type { WriterRequest, WriterResponse } from './writer-thread-protocol.js';
 
@@ -27,21 +28,27 @@ port.on('message', (req: WriterRequest) => {
   switch (req.op) {
     case 'write': {
       const entries = decodeEntries(req);
-      return answer(req.id, () => store.write(entries).then(() => entries.length));
+      return answer(req.id, async () => {
+        const conflicts = await store.write(entries);
+        return { value: entries.length, conflicts };
+      });
     }
     case 'ready':
-      return answer(req.id, () => store.ping().then(() => 0));
+      return answer(req.id, () => store.ping().then(() => ({ value: 0 })));
     case 'close':
-      return answer(req.id, () => store.close().then(() => 0)).then(() => port.close());
+      return answer(req.id, () => store.close().then(() => ({ value: 0 }))).then(() => port.close());
     default:
       return answer(req.id, () => Promise.reject(new Error(`${req.op} is not done by this thread`)));
   }
 });
 
-async function answer(id: number, work: () => Promise<number>): Promise<void> {
+async function answer(
+  id: number,
+  work: () => Promise<{ value: number; conflicts?: RecordConflict[] }>,
+): Promise<void> {
   let res: WriterResponse;
   try {
-    res = { id, ok: true, value: await work() };
+    res = { id, ok: true, ...(await work()) };
   } catch (err) {
     res = { id, ok: false, error: errorText(err) };
   }

@@ -4,19 +4,21 @@
  */
 import type BetterSqlite3 from 'better-sqlite3';
 import { visitRecords, type EncodedRecords, type RecordVisitor } from './record-queue.js';
-import type { Timestamp } from './store.js';
+import type { RecordConflict, Timestamp } from './store.js';
 
 export interface SqliteWrites {
-  /** The records in one transaction, in order. */
-  writeAll(records: EncodedRecords): void;
+  /** The records in one transaction, in order; returns the rows found there in another form. */
+  writeAll(records: EncodedRecords): RecordConflict[];
   /** true if inserted, false if the code is taken. */
-  insertRoom(roomId: string, createdAt: Timestamp): boolean;
+  insertRoom(roomId: string, createdAt: Timestamp, seqReserved: number): boolean;
   /** Closes every open connection row; returns how many. */
   closeOpenConnections(at: Timestamp): number;
 }
 
 /**
- * Every insert is idempotent, as in SqlStore: a batch written twice inserts no row twice.
+ * Every insert is idempotent, as in SqlStore: a batch written twice inserts no row twice. A row
+ * that is already there is compared with the record: the same is a rewrite, anything else a
+ * conflict, returned to be reported (never dropped without a word).
  * `pace`, if given, runs before each record of a batch (inside its transaction).
  */
 export function sqliteWrites(db: BetterSqlite3.Database, pace?: () => void): SqliteWrites {
@@ -43,22 +45,56 @@ export function sqliteWrites(db: BetterSqlite3.Database, pace?: () => void): Sql
     room: db.prepare(
       `insert into rooms (room_id, created_at) values (?, ?) on conflict (room_id) do nothing`,
     ),
+    roomWithSeq: db.prepare(
+      `insert into rooms (room_id, created_at, seq_reserved) values (?, ?, ?) on conflict (room_id) do nothing`,
+    ),
+    roomSeq: db.prepare(`update rooms set seq_reserved = ? where room_id = ?`),
     closeOpen: db.prepare(`update connections set disconnected_at = ? where disconnected_at is null`),
+    messageAt: db.prepare(
+      `select from_device_id, to_device_id, message_content from messages where room_id = ? and seq = ?`,
+    ),
+    connectionById: db.prepare(`select device_id, room_id, connected_at from connections where id = ?`),
+    roomQueryById: db.prepare(`select device_id, room_id, queried_at from room_queries where id = ?`),
   };
+  let conflicts: RecordConflict[] = [];
   const visitor: RecordVisitor = {
-    message: (roomId, seq, from, fromIdentity, to, content, sentAt) =>
-      s.message.run(from, fromIdentity, to, roomId, content, sentAt, seq),
+    message: (roomId, seq, from, fromIdentity, to, content, sentAt) => {
+      if (s.message.run(from, fromIdentity, to, roomId, content, sentAt, seq).changes === 1) return;
+      const row = s.messageAt.get(roomId, seq) as
+        { from_device_id: string; to_device_id: string | null; message_content: string } | undefined;
+      if (!row || row.from_device_id !== from || row.to_device_id !== to || row.message_content !== content) {
+        conflicts.push({ kind: 'message', key: `${roomId}#${seq}` });
+      }
+    },
     device: (deviceId, identity, roomId, at) => s.device.run(deviceId, at, at, roomId, identity),
-    connectionOpen: (id, deviceId, roomId, identity, clientIp, at) =>
-      s.connectionOpen.run(id, deviceId, roomId, identity, at, clientIp),
+    connectionOpen: (id, deviceId, roomId, identity, clientIp, at) => {
+      if (s.connectionOpen.run(id, deviceId, roomId, identity, at, clientIp).changes === 1) return;
+      const row = s.connectionById.get(id) as { device_id: string; room_id: string; connected_at: string };
+      if (row.device_id !== deviceId || row.room_id !== roomId || row.connected_at !== at) {
+        conflicts.push({ kind: 'connection_open', key: String(id) });
+      }
+    },
     connectionClose: (id, at) => s.connectionClose.run(at, id),
-    roomQuery: (id, deviceId, roomId, at) => s.roomQuery.run(id, deviceId, roomId, at),
+    roomQuery: (id, deviceId, roomId, at) => {
+      if (s.roomQuery.run(id, deviceId, roomId, at).changes === 1) return;
+      const row = s.roomQueryById.get(id) as { device_id: string; room_id: string; queried_at: string };
+      if (row.device_id !== deviceId || row.room_id !== roomId || row.queried_at !== at) {
+        conflicts.push({ kind: 'room_query', key: String(id) });
+      }
+    },
     room: (roomId, at) => s.room.run(roomId, at),
+    roomSeq: (roomId, reserved) => s.roomSeq.run(reserved, roomId),
   };
-  const writeAll = db.transaction((records: EncodedRecords) => visitRecords(records, visitor, pace));
+  const transaction = db.transaction((records: EncodedRecords) => visitRecords(records, visitor, pace));
+  const writeAll = (records: EncodedRecords): RecordConflict[] => {
+    conflicts = [];
+    transaction(records);
+    return conflicts;
+  };
   return {
     writeAll,
-    insertRoom: (roomId, createdAt) => s.room.run(roomId, createdAt).changes === 1,
+    insertRoom: (roomId, createdAt, seqReserved) =>
+      s.roomWithSeq.run(roomId, createdAt, seqReserved).changes === 1,
     closeOpenConnections: (at) => s.closeOpen.run(at).changes,
   };
 }

@@ -11,7 +11,7 @@ import { Kysely, SqliteDialect } from 'kysely';
 import type { Config } from '../config/schema.js';
 import type { Database, DevicesTable } from './schema.js';
 import { SqlStore } from './sql-store.js';
-import type { DeviceRow, RecordEntry, RoomRow, Timestamp } from './store.js';
+import type { DeviceRow, RecordConflict, RecordEntry, RoomRow, RoomSeq, Timestamp } from './store.js';
 import { configure, sqliteWrites, type SqliteWrites } from './sqlite-batch.js';
 import { WriterThread } from './writer-thread.js';
 import { encodeEntries, type EncodedRecords } from './record-queue.js';
@@ -101,31 +101,33 @@ export class SqliteStore extends SqlStore {
     );
   }
 
-  override async lastSeq(roomId: string): Promise<number> {
-    if (!this.reads) return super.lastSeq(roomId);
-    return Number((this.reads.lastSeq.get(roomId) as { seq: number | null } | undefined)?.seq ?? 0);
+  override async roomSeq(roomId: string): Promise<RoomSeq> {
+    if (!this.reads) return super.roomSeq(roomId);
+    const row = this.reads.roomSeq.get(roomId, roomId) as
+      { recorded: number | null; reserved: number | null } | undefined;
+    return { recorded: Number(row?.recorded ?? 0), reserved: Number(row?.reserved ?? 0) };
   }
 
-  override async write(entries: readonly RecordEntry[]): Promise<void> {
-    await this.writeEncoded(encodeEntries(entries));
+  override async write(entries: readonly RecordEntry[]): Promise<RecordConflict[]> {
+    return this.writeEncoded(encodeEntries(entries));
   }
 
-  override async writeEncoded(records: EncodedRecords): Promise<void> {
-    if (records.count === 0) return;
-    if (this.thread) await this.thread.write(records);
-    else this.inline().writeAll(records);
+  override async writeEncoded(records: EncodedRecords): Promise<RecordConflict[]> {
+    if (records.count === 0) return [];
+    if (this.thread) return this.thread.write(records);
+    return this.inline().writeAll(records);
   }
 
-  override async insertRoom(roomId: string, createdAt: Timestamp): Promise<boolean> {
-    if (!this.thread) return this.inline().insertRoom(roomId, createdAt);
-    // A new room is on the hello path: insert it here (tens of µs, no fsync in WAL mode) rather
-    // than queue behind the writer thread's batches and checkpoints. While the thread holds the
-    // write lock this fails at once (busy timeout 0 on this connection) and goes to the thread.
+  override async insertRoom(roomId: string, createdAt: Timestamp, seqReserved = 0): Promise<boolean> {
+    if (!this.thread) return this.inline().insertRoom(roomId, createdAt, seqReserved);
+    // Off the hello path on SQLite (Store.claimsRoomsByRead), but kept quick for tools: insert it
+    // here; while the thread holds the write lock this fails at once (busy timeout 0 on this
+    // connection) and goes to the thread.
     try {
-      return this.reads!.insertRoom.run(roomId, createdAt).changes === 1;
+      return this.reads!.insertRoom.run(roomId, createdAt, seqReserved).changes === 1;
     } catch (err) {
       if ((err as { code?: string }).code !== 'SQLITE_BUSY') throw err;
-      return (await this.thread.request({ op: 'insertRoom', roomId, createdAt })) === 1;
+      return (await this.thread.request({ op: 'insertRoom', roomId, createdAt, seqReserved })) === 1;
     }
   }
 
@@ -151,9 +153,11 @@ function prepareReads(db: BetterSqlite3.Database) {
     device: db.prepare(
       'select device_id, first_connected_at, last_connected_at, last_room_id, last_identity from devices where device_id = ?',
     ),
-    lastSeq: db.prepare('select max(seq) as seq from messages where room_id = ?'),
+    roomSeq: db.prepare(
+      'select (select max(seq) from messages where room_id = ?) as recorded, (select seq_reserved from rooms where room_id = ?) as reserved',
+    ),
     insertRoom: db.prepare(
-      'insert into rooms (room_id, created_at) values (?, ?) on conflict (room_id) do nothing',
+      'insert into rooms (room_id, created_at, seq_reserved) values (?, ?, ?) on conflict (room_id) do nothing',
     ),
   };
 }

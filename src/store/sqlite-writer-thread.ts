@@ -12,9 +12,19 @@ import type { WriterRequest, WriterResponse } from './writer-thread-protocol.js'
 import type { SqliteWriterOptions } from './sqlite-store.js';
 import { Pacer } from './pacer.js';
 
-const { path, nice, sliceMs } = workerData as SqliteWriterOptions & { path: string };
+const { path, nice, sliceMs, interrupt } = workerData as SqliteWriterOptions & {
+  path: string;
+  interrupt: SharedArrayBuffer;
+};
+/** Longest a statement waits for another connection's write lock before the batch fails. */
+const BUSY_WAIT_MS = 5_000;
+const stop = new Int32Array(interrupt);
 lowerPriority(nice);
 const db = configure(new BetterSqlite3(path));
+// SQLite's own busy wait cannot be interrupted, and a thread ended inside it aborts the process
+// (better-sqlite3 throws into a dying isolate): a lock is waited for here instead, in short
+// sleeps that the thread's close cuts short (untilFree).
+db.pragma('busy_timeout = 0');
 // The records arrive in an order that satisfies the foreign keys (a room before its members, a
 // device before its connections); checking them costs parent lookups on every row of connections
 // and room queries, and a violation would only mean refusing a record we must keep. The schema
@@ -28,16 +38,23 @@ port.on('message', (req: WriterRequest) => {
   let res: WriterResponse;
   try {
     switch (req.op) {
-      case 'write':
-        pacer?.start();
-        writes.writeAll(req);
-        res = { id: req.id, ok: true, value: req.count };
+      case 'write': {
+        const conflicts = untilFree(() => {
+          pacer?.start();
+          return writes.writeAll(req);
+        });
+        res = { id: req.id, ok: true, value: req.count, conflicts };
         break;
+      }
       case 'insertRoom':
-        res = { id: req.id, ok: true, value: writes.insertRoom(req.roomId, req.createdAt) ? 1 : 0 };
+        res = {
+          id: req.id,
+          ok: true,
+          value: untilFree(() => writes.insertRoom(req.roomId, req.createdAt, req.seqReserved)) ? 1 : 0,
+        };
         break;
       case 'closeOpenConnections':
-        res = { id: req.id, ok: true, value: writes.closeOpenConnections(req.at) };
+        res = { id: req.id, ok: true, value: untilFree(() => writes.closeOpenConnections(req.at)) };
         break;
       case 'ready':
         res = { id: req.id, ok: true, value: 0 };
@@ -53,6 +70,24 @@ port.on('message', (req: WriterRequest) => {
   }
   port.postMessage(res);
 });
+
+/**
+ * Runs `work` (a transaction), again while another connection holds the write lock, for up to
+ * BUSY_WAIT_MS; then, or once the thread is closing, the SQLITE_BUSY error stands (the batch
+ * fails and the record writer retries it, or spools it at shutdown).
+ */
+function untilFree<T>(work: () => T): T {
+  const deadline = Date.now() + BUSY_WAIT_MS;
+  for (;;) {
+    try {
+      return work();
+    } catch (err) {
+      const code = String((err as { code?: unknown }).code ?? '');
+      if (!code.startsWith('SQLITE_BUSY') || Date.now() >= deadline || Atomics.load(stop, 0) === 1) throw err;
+      Atomics.wait(stop, 0, 0, 5);
+    }
+  }
+}
 
 /**
  * Lets the relay go first: on a busy machine a batch (milliseconds of CPU) would otherwise

@@ -31,6 +31,12 @@ export type RecordEntry =
    * It comes before every record that names the room.
    */
   | { kind: 'room'; roomId: string; at: Timestamp }
+  /**
+   * Seqs up to `reserved` may be handed out in the room (rooms.seq_reserved): a room's next seq
+   * after a crash starts above it, so that no seq a client saw is used again. Set, not raised: a
+   * clean stop writes the room's last seq back (records are applied in order).
+   */
+  | { kind: 'room_seq'; roomId: string; reserved: number }
   /** A device was assigned to a room: upsert `devices` (first_connected_at kept). */
   | { kind: 'device'; deviceId: string; identity: string; roomId: string; at: Timestamp }
   | {
@@ -63,6 +69,24 @@ export type RecordEntry =
 export function roomQueryId(e: Extract<RecordEntry, { kind: 'room_query' }>): number {
   if (e.id === undefined) throw new Error('room_query record without an id');
   return e.id;
+}
+
+/**
+ * A record whose row the database already held in another form (a key written by someone else):
+ * not an idempotent rewrite. The writer reports it (log and count); the row stays as it was.
+ */
+export interface RecordConflict {
+  kind: RecordEntry['kind'];
+  /** The row's key: `ROOM#seq` for a message, the id for a connection or room query. */
+  key: string;
+}
+
+/** Where a room's seq stands in the record. */
+export interface RoomSeq {
+  /** Highest seq in `messages`. */
+  recorded: number;
+  /** rooms.seq_reserved: every seq a server may have handed out is at most this. */
+  reserved: number;
 }
 
 /** A recorded room message, as history and resume read it back. */
@@ -101,11 +125,14 @@ export interface Store {
   /** Applies pending migrations; returns the names applied now. */
   migrate(): Promise<string[]>;
   getRoom(roomId: string): Promise<RoomRow | undefined>;
-  /** Inserts a room; false when the ID is taken (the primary key decides). */
-  insertRoom(roomId: string, createdAt: Timestamp): Promise<boolean>;
+  /**
+   * Inserts a room with `seqReserved` as its reserved seq; false when the ID is taken (the
+   * primary key decides).
+   */
+  insertRoom(roomId: string, createdAt: Timestamp, seqReserved?: number): Promise<boolean>;
   getDevice(deviceId: string): Promise<DeviceRow | undefined>;
-  /** Highest message seq recorded in a room, 0 for none. */
-  lastSeq(roomId: string): Promise<number>;
+  /** A room's highest recorded message seq and its reserved seq (0 for none). */
+  roomSeq(roomId: string): Promise<RoomSeq>;
   /** Recorded messages for history and resume (see MessageQuery). */
   readMessages(query: MessageQuery): Promise<MessageRow[]>;
   /** Highest connection id recorded, 0 for none. */
@@ -117,12 +144,47 @@ export interface Store {
   /**
    * Writes the entries in one transaction, in order. Idempotent: a batch written again (after a
    * failure whose outcome was unknown, or from the spool) inserts no row twice. Every room_query
-   * entry must carry its id.
+   * entry must carry its id. Returns the records whose keys the database held with other
+   * contents (left as they were).
    */
-  write(entries: readonly RecordEntry[]): Promise<void>;
+  write(entries: readonly RecordEntry[]): Promise<RecordConflict[]>;
   /** The same for records in the record queue's form (what the RecordWriter hands over). */
-  writeEncoded(records: EncodedRecords): Promise<void>;
+  writeEncoded(records: EncodedRecords): Promise<RecordConflict[]>;
   /** Resolves when the database answers. */
   ping(): Promise<void>;
   close(): Promise<void>;
+  /**
+   * One transaction (see writer-lease.ts): takes the writer lease for `me` until `nowMs + ttlMs`
+   * when it is free, already ours, expired, or `isHolderDead(holder)`; otherwise names the holder.
+   * Two servers trying at once never both get it.
+   */
+  tryAcquireLease(
+    me: LeaseClaimant,
+    nowMs: number,
+    ttlMs: number,
+    isHolderDead: (holder: LeaseHolder) => boolean,
+  ): Promise<LeaseAttempt>;
+  /** Moves our lease's expiry to `nowMs + ttlMs`; false when the lease is no longer `nodeId`'s. */
+  renewLease(nodeId: string, nowMs: number, ttlMs: number): Promise<boolean>;
+  /** Gives the lease up if `nodeId` holds it. */
+  releaseLease(nodeId: string): Promise<void>;
+  /** Who holds the writer lease now, if anyone. */
+  readLease(): Promise<LeaseHolder | undefined>;
 }
+
+/** A server asking for the writer lease. */
+export interface LeaseClaimant {
+  nodeId: string;
+  host: string;
+  pid: number;
+}
+
+/** The writer lease's row: its holder and until when it holds (epoch milliseconds). */
+export interface LeaseHolder extends LeaseClaimant {
+  acquiredMs: number;
+  expiresMs: number;
+}
+
+/** `previous`: the holder whose lease was taken over (expired, or its process is gone). */
+export type LeaseAttempt =
+  { acquired: true; previous?: LeaseHolder } | { acquired: false; holder: LeaseHolder };

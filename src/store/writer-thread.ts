@@ -11,8 +11,12 @@ import { fileURLToPath } from 'node:url';
 import { Worker, type ResourceLimits } from 'node:worker_threads';
 import type { EncodedRecords } from './record-queue.js';
 import type { WriterRequest, WriterResponse } from './writer-thread-protocol.js';
+import type { RecordConflict } from './store.js';
 
-type Pending = { resolve: (value: number) => void; reject: (err: Error) => void };
+type Pending = {
+  resolve: (res: { value: number; conflicts?: RecordConflict[] }) => void;
+  reject: (err: Error) => void;
+};
 type Request = WriterRequest extends infer R
   ? R extends { id: number; op: 'insertRoom' | 'closeOpenConnections' | 'ready' | 'close' }
     ? Omit<R, 'id'>
@@ -27,6 +31,11 @@ export class WriterThread {
   private worker: Worker | undefined;
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
+  /**
+   * Set to 1 at close: a thread waiting for a lock (SQLite's busy wait) gives up at once, so that
+   * it is never ended inside a database call (better-sqlite3 then aborts the process).
+   */
+  private readonly interrupt = new Int32Array(new SharedArrayBuffer(4));
 
   constructor(
     private readonly script: WriterThreadScript,
@@ -39,11 +48,14 @@ export class WriterThread {
     const worker = (this.worker ??= this.spawn());
     const { id, answer } = this.expect(worker);
     worker.postMessage({ ...req, id } as WriterRequest);
-    return answer;
+    return answer.then((res) => res.value);
   }
 
-  /** Hands a batch over (no copy) and resolves when the thread has committed it. */
-  write(records: EncodedRecords): Promise<number> {
+  /**
+   * Hands a batch over (no copy) and resolves when the thread has committed it, with the records
+   * it found in the database in another form.
+   */
+  write(records: EncodedRecords): Promise<RecordConflict[]> {
     const worker = (this.worker ??= this.spawn());
     const { id, answer } = this.expect(worker);
     worker.postMessage({
@@ -52,22 +64,30 @@ export class WriterThread {
       parts: records.parts,
       count: records.count,
     } satisfies WriterRequest);
-    return answer;
+    return answer.then((res) => res.conflicts ?? []);
   }
 
   /** Registers a request id whose answer the thread owes. */
-  private expect(worker: Worker): { id: number; answer: Promise<number> } {
+  private expect(worker: Worker): {
+    id: number;
+    answer: Promise<{ value: number; conflicts?: RecordConflict[] }>;
+  } {
     const id = this.nextId++;
     // Referenced only while it owes an answer: an idle writer does not keep the process alive.
     if (this.pending.size === 0) worker.ref();
-    const answer = new Promise<number>((resolve, reject) => this.pending.set(id, { resolve, reject }));
+    const answer = new Promise<{ value: number; conflicts?: RecordConflict[] }>((resolve, reject) =>
+      this.pending.set(id, { resolve, reject }),
+    );
     return { id, answer };
   }
 
   async close(): Promise<void> {
     const worker = this.worker;
     if (!worker) return;
-    // The thread closes its connection (a clean WAL checkpoint), then it is stopped.
+    // The thread stops waiting for locks, closes its connection (a clean WAL checkpoint), then
+    // it is stopped.
+    Atomics.store(this.interrupt, 0, 1);
+    Atomics.notify(this.interrupt, 0);
     await this.request({ op: 'close' }).catch(() => undefined);
     this.worker = undefined;
     await worker.terminate();
@@ -78,7 +98,8 @@ export class WriterThread {
     // and a thread does not inherit tsx's loader: register it first, then import the file.
     const ext = extname(fileURLToPath(import.meta.url));
     const file = new URL(`./${this.script}${ext}`, import.meta.url);
-    const { workerData, resourceLimits } = this;
+    const workerData = { ...(this.workerData as object), interrupt: this.interrupt.buffer };
+    const { resourceLimits } = this;
     const worker =
       ext === '.ts'
         ? new Worker(
@@ -92,7 +113,7 @@ export class WriterThread {
       if (!p) return;
       this.pending.delete(res.id);
       if (this.pending.size === 0) worker.unref();
-      if (res.ok) p.resolve(res.value);
+      if (res.ok) p.resolve(res);
       else p.reject(new Error(res.error));
     });
     const fail = (err: Error) => {

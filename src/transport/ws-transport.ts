@@ -127,19 +127,14 @@ export class WsTransport {
   }
 
   /**
-   * Stops (true) or resumes (false) reading from every client: while the database is behind the
-   * record, frames wait in the kernel's socket buffers and then in the clients' (TCP flow
+   * Stops (true) or resumes (false) reading from every client: while the record cannot keep up
+   * (the database behind, or neither it nor the spool taking records), frames wait in the kernel's socket buffers and then in the clients' (TCP flow
    * control) instead of in our memory. Sending to clients goes on; new connections start paused.
    */
-  pauseReading(paused: boolean): void {
+  pauseReading(paused: boolean, why: string): void {
     if (this.readingPaused === paused) return;
     this.readingPaused = paused;
-    this.log.warn(
-      { connections: this.live.size },
-      paused
-        ? 'the database is behind the record: reading from clients paused'
-        : 'the database caught up: reading from clients resumed',
-    );
+    this.log.warn({ connections: this.live.size }, why);
     for (const ws of this.live.keys()) {
       if (paused) ws.pause();
       else ws.resume();

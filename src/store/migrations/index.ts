@@ -7,6 +7,8 @@ import type { Dialect } from '../store.js';
 import { initial } from './0001-initial.js';
 import { messageSenderIdentity } from './0002-message-sender-identity.js';
 import { messagesWithoutForeignKeys } from './0003-messages-without-foreign-keys.js';
+import { writerLease } from './0004-writer-lease.js';
+import { roomSeqReserved } from './0005-room-seq-reserved.js';
 
 /** Name → migration, in order. Names sort lexically, as Kysely's Migrator requires. */
 export function migrations(dialect: Dialect): Record<string, Migration> {
@@ -14,5 +16,7 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
     '0001-initial': initial(dialect),
     '0002-message-sender-identity': messageSenderIdentity(dialect),
     '0003-messages-without-foreign-keys': messagesWithoutForeignKeys(dialect),
+    '0004-writer-lease': writerLease(dialect),
+    '0005-room-seq-reserved': roomSeqReserved(dialect),
   };
 }
