@@ -53,7 +53,8 @@ describe(`a slow database (${TEST_DATABASE}) pauses reading from clients; no mes
   /** What was observed while the database was locked. */
   const during = {
     status: undefined as RecordStatus | undefined,
-    ready: undefined as { status: number; body: { records: Record<string, unknown> } } | undefined,
+    ready: undefined as
+      { status: number; body: { database: string; records: Record<string, unknown> } } | undefined,
     spoolExists: true,
     receivedByB: -1,
     /** Rows in `messages` then (none was there before A's burst). */
@@ -104,7 +105,7 @@ describe(`a slow database (${TEST_DATABASE}) pauses reading from clients; no mes
       const ready = await fetch(`http://127.0.0.1:${srv.port}/readyz`);
       during.ready = {
         status: ready.status,
-        body: (await ready.json()) as { records: Record<string, unknown> },
+        body: (await ready.json()) as { database: string; records: Record<string, unknown> },
       };
     } finally {
       during.lockedMs = Date.now() - lockedAt;
@@ -135,9 +136,11 @@ describe(`a slow database (${TEST_DATABASE}) pauses reading from clients; no mes
     assert.ok(during.receivedByB < MESSAGES, `B received ${during.receivedByB} of ${MESSAGES}`);
   });
 
-  it('/readyz: the database still answers, and the records are behind, none spooled', () => {
-    assert.equal(during.ready?.status, 200);
+  it('/readyz: not ready (records behind, none spooled), though the database still answers', () => {
+    assert.equal(during.ready?.status, 503);
+    assert.equal(during.ready?.body.database, 'up');
     assert.equal(during.ready?.body.records.behind, true);
+    assert.equal(during.ready?.body.records.writes, 'behind');
     assert.equal(during.ready?.body.records.spooled, 0);
   });
 
