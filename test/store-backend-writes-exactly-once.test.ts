@@ -124,8 +124,8 @@ describe(`storage on ${TEST_DATABASE}`, () => {
   it('a batch written again after it was committed inserts nothing twice (a room there already stays as it was)', async () => {
     const at = '2026-11-26T11:00:00.001Z';
     const batch: RecordEntry[] = [
-      { kind: 'room', roomId: 'STORE0R1', at },
-      { kind: 'room', roomId: ROOM, at }, // there already: left as it is
+      { kind: 'room', roomId: 'STORE0R1', at, seqReserved: 0 },
+      { kind: 'room', roomId: ROOM, at, seqReserved: 0 }, // there already: left as it is
       { kind: 'device', deviceId: 'dev-1', identity: 'one-again', roomId: ROOM, at },
       {
         kind: 'connection_open',

@@ -77,8 +77,8 @@ export class Directory {
   }
 
   /**
-   * Creates a room; false if the code is taken. Where the row is inserted at once, it comes with
-   * its first seq block reserved (`reserve`), so the first member waits for nothing more.
+   * Creates a room, with its first seq block reserved (`reserve`) in its row, so that the first
+   * member waits for nothing more; false if the code is taken.
    */
   async createRoom(roomId: string, at: Timestamp, reserve: number): Promise<boolean> {
     if (!this.store.claimsRoomsByRead) {
@@ -91,9 +91,11 @@ export class Directory {
     // of its own on the hello path, which also evicted the writer thread's cached pages.
     if (await this.roomExists(roomId)) return false;
     if (this.rooms.get(roomId)) return false; // claimed by another hello during the read
-    // Appended before it is cached: an eviction's ticket then covers the row.
-    this.writer.append({ kind: 'room', roomId, at });
-    this.rooms.set(roomId, { seq: { last: 0, reserved: 0 } });
+    // Appended before it is cached: an eviction's ticket then covers the row. Its first block
+    // is used before the row is durable: if the row is lost in a crash, so is the room and every
+    // message of it (records are durable in order), and no seq of it can be seen again.
+    this.writer.append({ kind: 'room', roomId, at, seqReserved: reserve });
+    this.rooms.set(roomId, { seq: { last: 0, reserved: reserve } });
     return true;
   }
 

@@ -49,7 +49,7 @@ export interface RecordVisitor {
   ): void;
   connectionClose(id: number, at: string): void;
   roomQuery(id: number, deviceId: string, roomId: string, at: string): void;
-  room(roomId: string, at: string): void;
+  room(roomId: string, at: string, seqReserved: number): void;
   roomSeq(roomId: string, reserved: number): void;
 }
 
@@ -197,6 +197,7 @@ export class RecordQueue {
         b[o++] = ROOM;
         o = str(b, o, e.roomId);
         o = str(b, o, e.at);
+        o = b.writeDoubleLE(e.seqReserved, o);
         break;
       case 'room_seq':
         b[o++] = ROOM_SEQ;
@@ -300,7 +301,7 @@ export function decodeEntries(records: EncodedRecords): RecordEntry[] {
       out.push({ kind: 'connection_open', id, deviceId, roomId, identity, clientIp, at }),
     connectionClose: (id, at) => out.push({ kind: 'connection_close', id, at }),
     roomQuery: (id, deviceId, roomId, at) => out.push({ kind: 'room_query', id, deviceId, roomId, at }),
-    room: (roomId, at) => out.push({ kind: 'room', roomId, at }),
+    room: (roomId, at, seqReserved) => out.push({ kind: 'room', roomId, at, seqReserved }),
     roomSeq: (roomId, reserved) => out.push({ kind: 'room_seq', roomId, reserved }),
   });
   return out;
@@ -330,7 +331,7 @@ export function visitRecords(records: EncodedRecords, v: RecordVisitor, beforeEa
           v.roomQuery(r.num(), r.str(), r.str(), r.str());
           break;
         case ROOM:
-          v.room(r.str(), r.str());
+          v.room(r.str(), r.str(), r.num());
           break;
         case ROOM_SEQ:
           v.roomSeq(r.str(), r.num());
@@ -414,7 +415,7 @@ function bound(e: Exclude<RecordEntry, { kind: 'message' }>): number {
     case 'room_query':
       return 1 + 8 + 12 + 3 * (e.deviceId.length + e.roomId.length + e.at.length);
     case 'room':
-      return 1 + 8 + 3 * (e.roomId.length + e.at.length);
+      return 1 + 8 + 8 + 3 * (e.roomId.length + e.at.length);
     case 'room_seq':
       return 1 + 4 + 8 + 3 * e.roomId.length;
   }
@@ -452,6 +453,7 @@ function skip(b: Buffer, o: number, n: number): number {
         break;
       case ROOM:
         strings(2);
+        o += 8;
         break;
       case ROOM_SEQ:
         strings(1);

@@ -282,6 +282,7 @@ export class SqlStore implements Store {
               (run as Extract<RecordEntry, { kind: 'room' }>[]).map((e) => ({
                 room_id: e.roomId,
                 created_at: this.toDb(e.at),
+                seq_reserved: e.seqReserved,
               })),
             ).compile(),
           ),

@@ -43,9 +43,6 @@ export function sqliteWrites(db: BetterSqlite3.Database, pace?: () => void): Sql
        on conflict (id) do nothing`,
     ),
     room: db.prepare(
-      `insert into rooms (room_id, created_at) values (?, ?) on conflict (room_id) do nothing`,
-    ),
-    roomWithSeq: db.prepare(
       `insert into rooms (room_id, created_at, seq_reserved) values (?, ?, ?) on conflict (room_id) do nothing`,
     ),
     roomSeq: db.prepare(`update rooms set seq_reserved = ? where room_id = ?`),
@@ -82,7 +79,7 @@ export function sqliteWrites(db: BetterSqlite3.Database, pace?: () => void): Sql
         conflicts.push({ kind: 'room_query', key: String(id) });
       }
     },
-    room: (roomId, at) => s.room.run(roomId, at),
+    room: (roomId, at, seqReserved) => s.room.run(roomId, at, seqReserved),
     roomSeq: (roomId, reserved) => s.roomSeq.run(reserved, roomId),
   };
   const transaction = db.transaction((records: EncodedRecords) => visitRecords(records, visitor, pace));
@@ -93,8 +90,7 @@ export function sqliteWrites(db: BetterSqlite3.Database, pace?: () => void): Sql
   };
   return {
     writeAll,
-    insertRoom: (roomId, createdAt, seqReserved) =>
-      s.roomWithSeq.run(roomId, createdAt, seqReserved).changes === 1,
+    insertRoom: (roomId, createdAt, seqReserved) => s.room.run(roomId, createdAt, seqReserved).changes === 1,
     closeOpenConnections: (at) => s.closeOpen.run(at).changes,
   };
 }

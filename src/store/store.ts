@@ -28,9 +28,10 @@ export interface DeviceRow {
 export type RecordEntry =
   /**
    * A room was created (Store.claimsRoomsByRead): insert it, or nothing if the row is there.
-   * It comes before every record that names the room.
+   * It comes before every record that names the room, with the room's first seq block reserved
+   * (`seqReserved`): a room whose row is durable has its block durable too.
    */
-  | { kind: 'room'; roomId: string; at: Timestamp }
+  | { kind: 'room'; roomId: string; at: Timestamp; seqReserved: number }
   /**
    * Seqs up to `reserved` may be handed out in the room (rooms.seq_reserved): a room's next seq
    * after a crash starts above it, so that no seq a client saw is used again. Set, not raised: a
