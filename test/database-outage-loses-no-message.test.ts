@@ -10,32 +10,15 @@ import assert from 'node:assert/strict';
 import { existsSync, statSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { TestClient } from './helpers/client.js';
-import {
-  ADMIN_URL,
-  TEST_DATABASE,
-  createDatabase,
-  databaseUrl,
-  serverDatabasesOnly,
-  testDatabaseName,
-} from './helpers/db.js';
+import { TEST_DATABASE, serverDatabasesOnly } from './helpers/db.js';
 import { joinExisting, joinNew } from './helpers/rooms.js';
 import { readDatabase, removeDir, startServer, tempDir, type TestServer } from './helpers/server.js';
-import { TcpProxy } from './helpers/tcp-proxy.js';
+import type { TcpProxy } from './helpers/tcp-proxy.js';
+import { proxiedDatabase } from './helpers/chaos.js';
 import { waitFor } from './helpers/wait.js';
 
 const backend = TEST_DATABASE === 'sqlite' ? 'mysql' : TEST_DATABASE;
 const OUTAGE_MS = Number(process.env.TEST_OUTAGE_MS ?? 4000);
-
-async function proxiedDatabase(dir: string): Promise<{ proxy: TcpProxy; url: string; directUrl: string }> {
-  const name = testDatabaseName(dir);
-  const directUrl = await createDatabase(backend, name);
-  const target = new URL(ADMIN_URL[backend]);
-  const proxy = await TcpProxy.start(
-    target.hostname,
-    Number(target.port || (backend === 'mysql' ? 3306 : 5432)),
-  );
-  return { proxy, url: databaseUrl(backend, name, proxy.port), directUrl };
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -87,7 +70,7 @@ describe(`database outage on ${backend}: no message lost or duplicated`, serverD
   const during: Record<string, unknown> = {};
 
   before(async () => {
-    const db = await proxiedDatabase(dir);
+    const db = await proxiedDatabase(dir, backend);
     proxy = db.proxy;
     directUrl = db.directUrl;
     srv = await startServer({ databaseUrl: db.url, writerQueueMax: 50, dbTimeoutMs: 1000 }, dir, {
@@ -260,7 +243,7 @@ describe(
     let countAtStart = -1;
 
     before(async () => {
-      ({ proxy, url, directUrl } = await proxiedDatabase(dir));
+      ({ proxy, url, directUrl } = await proxiedDatabase(dir, backend));
       const first = await startServer({ databaseUrl: url, writerQueueMax: 20, dbTimeoutMs: 1000 }, dir);
       const joined = await joinNew(first.url, 'sp-a', 'alpha');
       roomId = joined.roomId;
@@ -320,7 +303,7 @@ describe(
     let proxy: TcpProxy;
     let srv: TestServer;
     before(async () => {
-      const db = await proxiedDatabase(dir);
+      const db = await proxiedDatabase(dir, backend);
       proxy = db.proxy;
       srv = await startServer({ databaseUrl: db.url, dbTimeoutMs: 500, dbPoolIdle: 0 }, dir);
     });

@@ -6,7 +6,6 @@
  * exactly once, and no seq seen before the crash comes back with other contents.
  */
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import type { CliRun } from './helpers/cli.js';
 import {
@@ -19,6 +18,7 @@ import {
   openPairs,
   proxiedDatabase,
   recordedMessages,
+  serveArgs,
   signalAndWait,
   sleep,
   startCli,
@@ -66,24 +66,7 @@ describe(`kill -9 during a database outage (${TEST_DATABASE}): acked messages we
       url = db.url;
       directUrl = db.directUrl;
     }
-    args = [
-      '--host',
-      '127.0.0.1',
-      '--database-url',
-      url,
-      '--spool-dir',
-      join(dir, 'spool'),
-      '--writer-timeout-ms',
-      '500',
-      '--db-timeout-ms',
-      '1000',
-      '--rate-limit-per-second',
-      '1000000',
-      '--rate-limit-burst',
-      '10000000',
-      '--status-interval-ms',
-      '0',
-    ];
+    args = serveArgs(url, dir, ['--writer-timeout-ms', '500', '--db-timeout-ms', '1000']);
     first = await startCli(args);
     peers = await openPairs(`ws://127.0.0.1:${first.port}`, ROOMS, 'k9o');
     for (const p of peers) p.stream(EVERY_MS);

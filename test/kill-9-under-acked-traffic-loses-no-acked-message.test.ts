@@ -14,7 +14,6 @@
  * documented loss of a crash.
  */
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import type { CliRun } from './helpers/cli.js';
 import {
@@ -24,6 +23,7 @@ import {
   killIfRunning,
   openPairs,
   recordedMessages,
+  serveArgs,
   signalAndWait,
   sleep,
   startCli,
@@ -63,20 +63,7 @@ describe(`kill -9 under acked traffic (${TEST_DATABASE}): no acked message is lo
 
   it('streams acked messages in 10 rooms, then the process is killed with SIGKILL', async () => {
     dbUrl = await testDatabaseUrl(dir);
-    args = [
-      '--host',
-      '127.0.0.1',
-      '--database-url',
-      dbUrl,
-      '--spool-dir',
-      join(dir, 'spool'),
-      '--rate-limit-per-second',
-      '1000000',
-      '--rate-limit-burst',
-      '10000000',
-      '--status-interval-ms',
-      '0',
-    ];
+    args = serveArgs(dbUrl, dir);
     first = await startCli(args);
     peers = await openPairs(`ws://127.0.0.1:${first.port}`, ROOMS, 'k9');
     for (const p of peers) p.stream(EVERY_MS);

@@ -10,7 +10,6 @@
  * before the SIGTERM is in the record exactly once.
  */
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import type { CliRun } from './helpers/cli.js';
 import {
@@ -29,6 +28,7 @@ import {
   waitForNewAcks,
   type AckedPeer,
   type MessageRow,
+  serveArgs,
 } from './helpers/chaos.js';
 import { TEST_DATABASE } from './helpers/db.js';
 import type { Lock } from './helpers/lock-messages.js';
@@ -58,20 +58,7 @@ describe(`SIGTERM under a held table lock (${TEST_DATABASE}) ends within --shutd
 
   it('SIGTERM with writes held by the lock: exit code 0', { timeout: 60_000 }, async () => {
     dbUrl = await testDatabaseUrl(dir);
-    args = [
-      '--host',
-      '127.0.0.1',
-      '--database-url',
-      dbUrl,
-      '--spool-dir',
-      join(dir, 'spool'),
-      '--shutdown-timeout-ms',
-      '3000',
-      '--writer-timeout-ms',
-      '60000',
-      '--status-interval-ms',
-      '0',
-    ];
+    args = serveArgs(dbUrl, dir, ['--shutdown-timeout-ms', '3000', '--writer-timeout-ms', '60000']);
     first = await startCli(args);
     peers = await openPairs(`ws://127.0.0.1:${first.port}`, 1, 'st');
     for (let i = 0; i < BEFORE_LOCK; i++) for (const p of peers) p.sendOne();

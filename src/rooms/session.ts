@@ -507,10 +507,21 @@ export class Session implements Member {
     ackId: unknown,
   ): void {
     if (this.ctx.writer.stuck) return this.error(ErrorCode.Unavailable, NOT_KEPT, ackId);
-    if (room.canNumber) return this.publish(room, text, payload, to, now, ackId, this.id);
-    const senderId = this.id;
+    // Made before its seq is known: a held message keeps its sender and time.
+    const message: RoomMessage = {
+      roomId: room.id,
+      seq: 0,
+      senderId: this.id,
+      fromDeviceId: this.deviceId,
+      fromIdentity: this.identity,
+      sentAt: now,
+      to,
+      payload,
+      text,
+    };
+    if (room.canNumber) return this.publish(room, message, ackId);
     const admit = (): void => {
-      if (room.canNumber) this.publish(room, text, payload, to, now, ackId, senderId);
+      if (room.canNumber) this.publish(room, message, ackId);
       else room.hold(admit);
     };
     if (!room.hold(admit)) return this.error(ErrorCode.Unavailable, NOT_KEPT, ackId);
@@ -521,31 +532,14 @@ export class Session implements Member {
    * The one publish step: the room's next seq, the record, delivery to the room, and the ack
    * once the record is durable.
    */
-  private publish(
-    room: Room,
-    text: string,
-    payload: Buffer,
-    to: string | null,
-    now: string,
-    ackId: unknown,
-    senderId: number,
-  ): void {
+  private publish(room: Room, message: RoomMessage, ackId: unknown): void {
     const { writer } = this.ctx;
-    const seq = ++room.seq;
+    const seq = (message.seq = ++room.seq);
     if (seq >= room.renewAt) this.ctx.registry.seqs.renew(room);
     // The record's content is the text's UTF-8, which is `payload` byte for byte.
-    writer.appendMessage(room.id, seq, this.deviceId, this.identity, to, payload, now);
-    this.ctx.bus.publish({
-      roomId: room.id,
-      seq,
-      senderId,
-      fromDeviceId: this.deviceId,
-      fromIdentity: this.identity,
-      sentAt: now,
-      to,
-      payload,
-      text,
-    });
+    const { fromDeviceId, fromIdentity, to, payload, sentAt } = message;
+    writer.appendMessage(room.id, seq, fromDeviceId, fromIdentity, to, payload, sentAt);
+    this.ctx.bus.publish(message);
     if (ackId !== undefined) {
       const socket = this.socket;
       writer.whenDurable(writer.ticket, () => socket.sendText(ackFrame(ackId, seq)));

@@ -23,7 +23,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import WebSocket from 'ws';
-import { runCli, type CliRun } from './cli.js';
+import { serveCli, type CliRun } from './cli.js';
 import { TestClient, type Frame } from './client.js';
 import { ADMIN_URL, createDatabase, databaseUrl, testDatabaseName, type TestBackend } from './db.js';
 import { lockMessages, type Lock } from './lock-messages.js';
@@ -564,36 +564,29 @@ export function lockMessagesAt(url: string): Promise<Lock> {
 // ---------------------------------------------------------------------------------------------
 // CLI runs
 
+/** `serve` of the real CLI (serveCli), under the name these tests use. */
+export const startCli = serveCli;
+
 /**
- * serveCli() with a failure that says why: `serve` with JSON logs, resolving with the port of
- * its `listening` line; if it exits first, the error quotes its last log lines (the fatal one is
- * on stdout) and stderr.
+ * The flags of a CLI server on `databaseUrl` with its spool in `dir`/spool, listening on
+ * 127.0.0.1, without rate limits (every message sent must be taken) or status lines.
  */
-export async function startCli(args: string[]): Promise<CliRun & { port: number }> {
-  const run = runCli(['serve', '--port', '0', '--log-format', 'json', ...args]);
-  const port = await new Promise<number>((resolve, reject) => {
-    const onLine = (line: string) => {
-      let entry: Record<string, unknown>;
-      try {
-        entry = JSON.parse(line) as Record<string, unknown>;
-      } catch {
-        return;
-      }
-      if (entry.msg === 'listening' && typeof entry.port === 'number') {
-        run.lines.off('line', onLine);
-        resolve(entry.port);
-      }
-    };
-    run.lines.on('line', onLine);
-    void run.exited.then(({ code, signal }) =>
-      reject(
-        new Error(
-          `CLI exited (${code ?? signal}) before listening; log: ${run.stdout.slice(-4).join('\n')}; stderr: ${run.stderr.join('').slice(-2000)}`,
-        ),
-      ),
-    );
-  });
-  return { ...run, port };
+export function serveArgs(databaseUrl: string, dir: string, extra: string[] = []): string[] {
+  return [
+    '--host',
+    '127.0.0.1',
+    '--database-url',
+    databaseUrl,
+    '--spool-dir',
+    join(dir, 'spool'),
+    '--rate-limit-per-second',
+    '1000000',
+    '--rate-limit-burst',
+    '10000000',
+    '--status-interval-ms',
+    '0',
+    ...extra,
+  ];
 }
 
 /** The JSON log lines of a CLI run so far. */

@@ -45,7 +45,10 @@ export function runCli(args: string[]): CliRun {
   return { proc, stdout, stderr, exited, lines };
 }
 
-/** Starts `serve` with JSON logs and resolves with the port from the `listening` log line. */
+/**
+ * Starts `serve` with JSON logs and resolves with the port from the `listening` log line; if it
+ * exits first, the error quotes its last log lines (a fatal one is on stdout) and stderr.
+ */
 export async function serveCli(args: string[]): Promise<CliRun & { port: number }> {
   const run = runCli(['serve', '--port', '0', '--log-format', 'json', ...args]);
   const port = await new Promise<number>((res, rej) => {
@@ -63,7 +66,11 @@ export async function serveCli(args: string[]): Promise<CliRun & { port: number 
     };
     run.lines.on('line', onLine);
     void run.exited.then(({ code, signal }) =>
-      rej(new Error(`CLI exited (${code ?? signal}) before listening: ${run.stderr.join('')}`)),
+      rej(
+        new Error(
+          `CLI exited (${code ?? signal}) before listening; log: ${run.stdout.slice(-4).join('\n')}; stderr: ${run.stderr.join('').slice(-2000)}`,
+        ),
+      ),
     );
   });
   return { ...run, port };
