@@ -47,9 +47,12 @@ const entry: fc.Arbitrary<RecordEntry> = fc
     }),
     fc.record({ kind: fc.constant('connection_close' as const), id, at }),
     fc.record({ kind: fc.constant('room_query' as const), id, deviceId: text, roomId: text, at }),
-    fc.record({ kind: fc.constant('room' as const), roomId: text, at }),
+    fc.record({ kind: fc.constant('room' as const), roomId: text, at, seqReserved: id }),
+    fc.record({ kind: fc.constant('room_seq' as const), roomId: text, reserved: id }),
   )
-  .map((e) => ({ ...e }) as RecordEntry); // fc.record's objects have no prototype; decoded ones do
+  // fc.record's objects have no prototype; decoded ones do. The `satisfies` keeps each kind's
+  // fields in step with RecordEntry (the cast alone let a missing field through).
+  .map((e) => ({ ...e }) satisfies RecordEntry as RecordEntry);
 
 describe('record queue', () => {
   it('returns every pushed record once, byte-exact and in order, whatever the takes', () => {
