@@ -342,7 +342,7 @@ class ReadingPolicy {
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
-    private readonly writer: RecordWriter,
+    writer: RecordWriter,
     private readonly transport: WsTransport,
   ) {
     writer.onState((state) => this.onState(state));
