@@ -361,7 +361,8 @@ export class RecordWriter {
       }
     }
     const spooled = this.spool?.count ?? 0;
-    const lost = this.spilling ? this.pending : Math.max(0, this.pending - spooled);
+    // In neither place (a spill cut off by the deadline included: it was not fsynced).
+    const lost = Math.max(0, this.pending - spooled);
     this.settleDurable();
     if (!this.spilling) this.spool?.close();
     return { written: this.written - before, spooled, lost, timedOut };
