@@ -10,6 +10,7 @@ import BetterSqlite3 from 'better-sqlite3';
 import { LeaseHeldError } from '../src/store/writer-lease.js';
 import { runCli, serveCli } from './helpers/cli.js';
 import { TEST_DATABASE, query } from './helpers/db.js';
+import { serveArgs } from './helpers/chaos.js';
 import { joinNew } from './helpers/rooms.js';
 import { readDatabase, removeDir, startServer, tempDir, testDatabaseUrl } from './helpers/server.js';
 import { waitFor } from './helpers/wait.js';
@@ -189,14 +190,7 @@ describe(`a second server on the same database is refused (${TEST_DATABASE})`, (
     const dir = tempDir();
     const url = await testDatabaseUrl(dir);
     // A lease of ten minutes: only the dead process can be why the next server gets it.
-    const cli = await serveCli([
-      '--database-url',
-      url,
-      '--spool-dir',
-      join(dir, 'spool'),
-      '--lease-ttl-ms',
-      '600000',
-    ]);
+    const cli = await serveCli(serveArgs(url, dir, ['--lease-ttl-ms', '600000']));
     try {
       const [held] = await leaseRows(url);
       assert.equal(Number(held?.pid), cli.proc.pid);
@@ -248,14 +242,7 @@ describe(`a second server on the same database is refused (${TEST_DATABASE})`, (
   it('through the command, a server whose lease is taken over stops and exits 1', async () => {
     const dir = tempDir();
     const url = await testDatabaseUrl(dir);
-    const cli = await serveCli([
-      '--database-url',
-      url,
-      '--spool-dir',
-      join(dir, 'spool'),
-      '--lease-ttl-ms',
-      '1000',
-    ]);
+    const cli = await serveCli(serveArgs(url, dir, ['--lease-ttl-ms', '1000']));
     try {
       await change(url, "update writer_lease set node_id = 'thief:2:000000', host = 'elsewhere'");
       assert.deepEqual(await cli.exited, { code: 1, signal: null });

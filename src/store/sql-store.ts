@@ -134,17 +134,20 @@ export class SqlStore implements Store {
   }
 
   async roomSeq(roomId: string): Promise<RoomSeq> {
-    const recorded = await this.db
-      .selectFrom('messages')
-      .select((eb) => eb.fn.max('seq').as('seq'))
-      .where('room_id', '=', roomId)
-      .executeTakeFirst();
-    const room = await this.db
+    // One round trip: the room's reservation, and the highest seq of its messages.
+    const row = await this.db
       .selectFrom('rooms')
-      .select('seq_reserved')
+      .select((eb) => [
+        'seq_reserved',
+        eb
+          .selectFrom('messages')
+          .select((m) => m.fn.max('seq').as('seq'))
+          .where('room_id', '=', roomId)
+          .as('recorded'),
+      ])
       .where('room_id', '=', roomId)
       .executeTakeFirst();
-    return { recorded: Number(recorded?.seq ?? 0), reserved: Number(room?.seq_reserved ?? 0) };
+    return { recorded: Number(row?.recorded ?? 0), reserved: Number(row?.seq_reserved ?? 0) };
   }
 
   async readMessages(q: MessageQuery): Promise<MessageRow[]> {
