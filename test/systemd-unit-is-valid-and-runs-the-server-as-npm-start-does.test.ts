@@ -11,6 +11,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { SERVER_NODE_FLAGS } from '../src/cli/node-flags.js';
+import { loadConfig } from '../src/config/load.js';
 import { SETTINGS } from '../src/config/schema.js';
 import { PROJECT_ROOT } from './helpers/cli.js';
 import { render } from './helpers/nginx.js';
@@ -53,24 +54,30 @@ describe('deploy/systemd/room-manager.service', () => {
     assert.equal(setting('KillSignal'), 'SIGTERM');
   });
 
-  it('does not restart on exit 2 (bad configuration) and never sets MemoryDenyWriteExecute', () => {
+  it('does not restart on exit 2 (bad configuration), and its hardening leaves node able to run', () => {
     assert.equal(setting('Restart'), 'on-failure');
     assert.equal(setting('RestartPreventExitStatus'), '2');
     // V8's JIT needs memory that is writable and then executable.
     assert.equal(setting('MemoryDenyWriteExecute'), undefined);
+    // node calls pkey_alloc, outside @system-service: it must fail, not kill (SIGSYS).
+    assert.equal(setting('SystemCallErrorNumber'), 'EPERM');
   });
 
-  it('the environment file names only real settings', () => {
+  it('the environment file names only real settings, and they put the server where nginx looks', () => {
+    const env: Record<string, string> = {};
+    for (const line of readFileSync(ENV_PATH, 'utf8').split('\n')) {
+      const m = /^([A-Z_]+)=(.*)$/.exec(line);
+      if (m) env[m[1]!] = m[2]!;
+    }
     const envs = new Set(SETTINGS.map((s) => s.env));
-    const named = readFileSync(ENV_PATH, 'utf8')
-      .split('\n')
-      .filter((line) => /^[A-Z_]+=/.test(line))
-      .map((line) => line.slice(0, line.indexOf('=')));
-    assert.ok(named.length > 0);
     assert.deepEqual(
-      named.filter((name) => !envs.has(name)),
+      Object.keys(env).filter((name) => !envs.has(name)),
       [],
     );
+    const config = loadConfig({ env });
+    assert.deepEqual(config.trustedProxies, ['127.0.0.1']);
+    const site = readFileSync(join(PROJECT_ROOT, 'deploy/nginx/room-manager.conf'), 'utf8');
+    assert.match(site, new RegExp(`server ${config.host}:${config.port};`));
   });
 
   it('passes systemd-analyze verify', { skip: noAnalyze }, () => {
