@@ -44,6 +44,11 @@ export interface RoomServerOptions {
   logger?: Logger;
 }
 
+export interface StopOptions {
+  /** Closes the clients in batches over this many ms first (the CLI's --drain-ms); 0 = at once. */
+  drainMs?: number;
+}
+
 export class RoomServer {
   readonly log: Logger;
   /** This server among others: host, process and a random part (see writer-lease.ts). */
@@ -58,7 +63,8 @@ export class RoomServer {
   private http: HttpServer | undefined;
   private transport: WsTransport | undefined;
   private statusTimer: NodeJS.Timeout | undefined;
-  private stopping = false;
+  /** Set at stop(): draining while clients are closed in batches, stopping after. */
+  private stopping: false | 'draining' | 'stopping' = false;
   private readonly loopHistogram = monitorEventLoopDelay({ resolution: 10 });
   private stopped: Promise<void> | undefined;
   private resolveFatal: (err: Error) => void = () => undefined;
@@ -253,12 +259,19 @@ export class RoomServer {
   }
 
   /**
-   * Graceful stop: refuse new connections, close every client with 1001 and record its
-   * disconnect, write every pending record, close the database. When the database is away,
-   * what cannot be written goes to the spool (the next start writes it) and the stop completes.
+   * Graceful stop: report not ready, refuse new connections, close every client with 1012 (in
+   * batches over `drainMs`, at once by default) and record its disconnect, write every pending
+   * record, close the database. When the database is away, what cannot be written goes to the
+   * spool (the next start writes it) and the stop completes. A call during a drain without
+   * `drainMs` ends the drain: the clients not closed yet are closed together.
    */
-  stop(): Promise<void> {
-    this.stopped ??= this.doStop();
+  stop(options: StopOptions = {}): Promise<void> {
+    const drainMs = options.drainMs ?? 0;
+    if (this.stopped) {
+      if (drainMs === 0) this.transport?.hurry();
+      return this.stopped;
+    }
+    this.stopped = this.doStop(drainMs);
     return this.stopped;
   }
 
@@ -271,14 +284,18 @@ export class RoomServer {
       .then(() => this.resolveFatal(new Error(message)));
   }
 
-  private async doStop(): Promise<void> {
-    // Everything below fits in the shutdown timeout: past it, what is not written is spooled.
-    const deadline = Date.now() + this.config.shutdownTimeoutMs;
-    this.stopping = true;
+  private async doStop(drainMs: number): Promise<void> {
+    // Not ready first (/readyz 503), then no new connections (the port is closed), then the
+    // drain: until its batch, a client's messages are relayed, recorded and acked as before.
+    this.stopping = 'draining';
     clearInterval(this.statusTimer);
     this.loopHistogram.disable();
     const http = this.http;
     const closedHttp = http ? new Promise<void>((r) => http.close(() => r())) : Promise.resolve();
+    await this.transport?.drain(drainMs);
+    this.stopping = 'stopping';
+    // Everything below fits in the shutdown timeout: past it, what is not written is spooled.
+    const deadline = Date.now() + this.config.shutdownTimeoutMs;
     await this.transport?.shutdown(Math.min(SHUTDOWN_GRACE_MS, this.config.shutdownTimeoutMs / 4));
     this.ipLimits?.close();
     http?.closeAllConnections();

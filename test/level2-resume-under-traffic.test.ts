@@ -400,7 +400,7 @@ describe('resume after a server restart: the replay comes from the database', ()
     roomId = room.roomId;
     live = await mixedTraffic(room, 'rsr');
     await first.stop();
-    for (const client of [room.r, room.t, room.u, room.s]) assert.equal((await client.closed).code, 1001);
+    for (const client of [room.r, room.t, room.u, room.s]) assert.equal((await client.closed).code, 1012);
     second = await startServer({}, dir);
   });
   after(async () => {

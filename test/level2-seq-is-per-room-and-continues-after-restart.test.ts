@@ -149,8 +149,8 @@ describe('seq continues after a restart on the same database', () => {
     assert.equal(await b.nextText(), '{"n":1}');
     assert.equal(await b.nextText(), '{"n":3}');
     await first.stop();
-    assert.equal((await a.client.closed).code, 1001);
-    assert.equal((await b.closed).code, 1001);
+    assert.equal((await a.client.closed).code, 1012);
+    assert.equal((await b.closed).code, 1012);
     second = await startServer({}, dir);
   });
   after(async () => {

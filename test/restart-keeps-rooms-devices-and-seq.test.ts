@@ -24,8 +24,8 @@ describe('after a restart on the same database, rooms, devices and seq carry on'
     assert.equal(await b.nextText(), '{"before":2}');
     assert.equal(await a.client.nextText(), '{"before":3}');
     await first.stop();
-    assert.equal((await a.client.closed).code, 1001);
-    assert.equal((await b.closed).code, 1001);
+    assert.equal((await a.client.closed).code, 1012);
+    assert.equal((await b.closed).code, 1012);
     seqBefore = (
       await first.rows<{ seq: number }>('select max(seq) as seq from messages where room_id = ?', roomId)
     )[0]!.seq;

@@ -8,7 +8,7 @@ import type { Closed, TestClient } from './helpers/client.js';
 import { ISO_MS } from './helpers/wait.js';
 import { sqliteOnly } from './helpers/db.js';
 
-describe('SIGTERM: the CLI closes clients with 1001, writes the whole record and exits 0', sqliteOnly, () => {
+describe('SIGTERM: the CLI closes clients with 1012, writes the whole record and exits 0', sqliteOnly, () => {
   const dir = tempDir();
   const dbPath = join(dir, 'db.sqlite');
   let cli: (CliRun & { port: number }) | undefined;
@@ -47,9 +47,9 @@ describe('SIGTERM: the CLI closes clients with 1001, writes the whole record and
     removeDir(dir);
   });
 
-  it('closes every client with 1001', () => {
-    assert.equal(closedA?.code, 1001);
-    assert.equal(closedB?.code, 1001);
+  it('closes every client with 1012 (service restart: reconnect)', () => {
+    assert.deepEqual(closedA, { code: 1012, reason: 'server restarting: reconnect' });
+    assert.deepEqual(closedB, { code: 1012, reason: 'server restarting: reconnect' });
   });
 
   it('exits with code 0', () => {

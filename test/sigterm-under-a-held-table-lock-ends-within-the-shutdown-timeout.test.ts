@@ -2,7 +2,8 @@
  * Shutdown is bounded: the CLI runs with --shutdown-timeout-ms 3000 and --writer-timeout-ms 60000
  * (so the lock does not turn into an outage by itself). A pair of Level 2 clients exchange acked
  * messages; then another session locks `messages`, more messages are sent and delivered, and the
- * process gets SIGTERM. It must exit with code 0 (the test's timeout bounds the wait; the time is
+ * process gets SIGTERM. After the drain (--drain-ms: a client is closed once what it sent is
+ * durable, under the lock only at the drain's end) it must exit with code 0 (the test's timeout bounds the wait; the time is
  * logged, not asserted), its log must say it spooled what the database had not taken and what
  * became of the write held by the lock (timed out, or failed with its error: SQLite's own busy
  * timeout may end it first), and must not claim the records were written. Once the lock is released, a new

@@ -20,8 +20,9 @@ const COMMANDS = {
 type Command = keyof typeof COMMANDS;
 
 const EXIT_CODES = [
-  'Exit codes: 0 ok; 1 could not start, or failed while running; 2 bad usage or configuration;',
-  '3 the database is held by another running server (one database takes one server).',
+  'Exit codes: 0 ok, also when stopped by SIGTERM/SIGINT (a second one ends the drain at once; the',
+  'record is still written or spooled); 1 could not start, or failed while running; 2 bad usage or',
+  'configuration; 3 the database is held by another running server (one database takes one server).',
 ];
 
 function usage(command?: Command): string {
@@ -137,22 +138,24 @@ async function main(argv: string[]): Promise<number> {
     await server.stop().catch(() => undefined);
     return 1;
   }
-  // Until a signal, or until the server stops by itself (it logged why).
+  // Until a signal, or until the server stops by itself (it logged why). The first signal drains
+  // the clients over --drain-ms; a second one ends the drain at once (the record is still written).
+  let signals = 0;
   const stoppedByItself = await new Promise<boolean>((resolve) => {
-    const end = (byItself: boolean) => {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-      resolve(byItself);
-    };
     const onSignal = (signal: NodeJS.Signals) => {
-      log.info({ signal }, 'shutting down');
-      end(false);
+      if (signals++ === 0) {
+        log.info({ signal, drainMs: config.drainMs }, 'shutting down');
+        resolve(false);
+      } else {
+        log.warn({ signal }, 'second signal: closing the remaining clients at once');
+        void server.stop();
+      }
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
-    void server.fatal.then(() => end(true));
+    void server.fatal.then(() => resolve(true));
   });
-  await server.stop();
+  await server.stop({ drainMs: stoppedByItself ? 0 : config.drainMs });
   return stoppedByItself ? 1 : 0;
 }
 

@@ -433,6 +433,18 @@ export const SETTINGS: SettingSpec[] = [
     description: `SQLite only: the writer thread pauses as long after each this many ms of work in a batch (up to ${PAUSE_BUDGET_MS} ms a batch), which keeps its CPU from crowding the relay; 0 writes each batch in one go.`,
   },
   {
+    key: 'drainMs',
+    flag: 'drain-ms',
+    env: 'DRAIN_MS',
+    // Long enough that the clients' reconnects spread over the other nodes instead of landing in
+    // one instant; short enough that with the shutdown timeout it stays under the stop timeouts
+    // of Kubernetes (30 s) and systemd (90 s).
+    schema: int(0, 600_000).default(5_000),
+    shownDefault: '5000',
+    description:
+      'On SIGTERM/SIGINT, clients are closed with 1012 (reconnect) in batches spread over this many ms, the others working until their turn; new connections are refused. 0 = all at once.',
+  },
+  {
     key: 'shutdownTimeoutMs',
     flag: 'shutdown-timeout-ms',
     env: 'SHUTDOWN_TIMEOUT_MS',
@@ -441,7 +453,7 @@ export const SETTINGS: SettingSpec[] = [
     schema: int(1000, 3_600_000).default(20_000),
     shownDefault: '20000',
     description:
-      'Longest a stop (SIGTERM, SIGINT) takes: clients are closed and records written until then; what the database has not taken goes to the spool for the next start, and the process exits.',
+      'Longest a stop (SIGTERM, SIGINT) takes after the drain (--drain-ms): records are written until then; what the database has not taken goes to the spool for the next start, and the process exits.',
   },
   {
     key: 'spoolDir',
@@ -504,6 +516,7 @@ export interface Config {
   writerSliceMs: number;
   writerQueueMax: number;
   writerTimeoutMs: number;
+  drainMs: number;
   shutdownTimeoutMs: number;
   spoolDir: string;
   dbPoolMax: number;

@@ -6,7 +6,8 @@
  *                  10 s (slow), writes failing (records go to the spool), stuck (neither the
  *                  database nor the spool takes them),
  *                  behind (reading from clients paused for the database to catch up), or
- *                  shutting down. Both say `database: up | down` and how many records wait to be
+ *                  stopping (`status: draining` while clients are closed in batches, then
+ *                  `stopping`). Both say `database: up | down` and how many records wait to be
  *                  written (`pending`, of which `spooled` are in the spool file).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -16,7 +17,8 @@ export interface HealthSource {
   pingDatabase(): Promise<void>;
   /** Records not yet in the database, how many of them are in the spool file, and how writes go. */
   records(): RecordsHealth;
-  stopping(): boolean;
+  /** While a stop closes clients in batches: `draining`; after: `stopping`. */
+  stopping(): false | 'draining' | 'stopping';
   status(): Record<string, unknown>;
 }
 
@@ -38,7 +40,11 @@ export function createHttpHandler(health: HealthSource) {
         return json(res, 200, { status: 'ok' });
       case '/readyz':
         if (health.stopping())
-          return json(res, 503, { status: 'stopping', database: 'unknown', records: health.records() });
+          return json(res, 503, {
+            status: health.stopping(),
+            database: 'unknown',
+            records: health.records(),
+          });
         health.pingDatabase().then(
           () => {
             // A database that answers a ping may still refuse or stall writes (a full disk, a

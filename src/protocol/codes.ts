@@ -5,8 +5,8 @@
  * texts of the original Go server are kept byte for byte (Level 1 clients match on them); the
  * `code` is ours and is what new clients should match on.
  *
- * Close codes: 1000/1001/1009/1011 are the RFC 6455 meanings; 4000–4999 are ours, one per reason
- * the server ends a connection. docs/protocol.md lists the same table.
+ * Close codes: 1000/1001/1009/1011 are the RFC 6455 meanings, 1012 the IANA registry's; 4000–4999
+ * are ours, one per reason the server ends a connection. docs/protocol.md lists the same table.
  */
 
 export const ErrorCode = {
@@ -68,7 +68,10 @@ export const ErrorText = {
 export const CloseCode = {
   /** RFC 6455: normal closure. */
   Normal: 1000,
-  /** RFC 6455: going away — the server is shutting down. */
+  /**
+   * RFC 6455: going away. Sent by clients (a browser leaving the page) and recorded as their
+   * disconnect; the server itself stops with ServiceRestart.
+   */
   GoingAway: 1001,
   /** RFC 6455: a text frame that is not valid UTF-8 (sent by the ws library itself). */
   InvalidPayload: 1007,
@@ -76,6 +79,12 @@ export const CloseCode = {
   MessageTooBig: 1009,
   /** RFC 6455: internal error. */
   InternalError: 1011,
+  /**
+   * IANA "Service Restart": the server is stopping (SIGTERM drains its clients in batches over
+   * --drain-ms). Retryable: reconnect with backoff, to this address or another node; Level 2
+   * resumes with its last seq. Every message acked before it is in the record.
+   */
+  ServiceRestart: 1012,
   /** The hello was not valid JSON / not an object / had a field of the wrong type. */
   InvalidHello: 4000,
   /** The hello had no `identity`. */

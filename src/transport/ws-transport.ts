@@ -43,6 +43,8 @@ interface Connection {
   alive: boolean;
   /** The ping slice it is in (see pingSlice). */
   slice: Set<WebSocket> | undefined;
+  /** Its drain turn came: no longer read, closed once what it sent is durable (see drain()). */
+  draining: boolean;
 }
 
 /**
@@ -54,6 +56,12 @@ interface Connection {
  */
 const PING_SLICE_MS = 100;
 
+/** A drain closes at most one batch of clients this often (see drain()). */
+const DRAIN_STEP_MS = 100;
+
+/** The reason of the close frame at a stop (code 1012), for clients and their logs. */
+const RESTART_REASON = 'server restarting: reconnect';
+
 /** Frames beyond this many times the frame limit are cut by ws itself (close 1009). */
 export const HARD_CAP_FACTOR = 4;
 
@@ -61,6 +69,9 @@ export class WsTransport {
   private readonly wss: WebSocketServer;
   private readonly live = new Map<WebSocket, Connection>();
   private accepting = true;
+  /** Set by hurry(): a drain under way stops waiting between its batches. */
+  private hurried = false;
+  private wake: (() => void) | undefined;
   /** Set while the record writer is behind: no socket is read (backpressure, see pauseReading). */
   private readingPaused = false;
   private readonly pinger: NodeJS.Timeout | undefined;
@@ -135,9 +146,9 @@ export class WsTransport {
     if (this.readingPaused === paused) return;
     this.readingPaused = paused;
     this.log.warn({ connections: this.live.size }, why);
-    for (const ws of this.live.keys()) {
+    for (const [ws, conn] of this.live) {
       if (paused) ws.pause();
-      else ws.resume();
+      else if (!conn.draining) ws.resume();
     }
   }
 
@@ -234,7 +245,7 @@ export class WsTransport {
     const slices = this.pingSlices;
     const slice = slices.length ? slices[this.joinTurn++ % slices.length] : undefined;
     slice?.add(ws);
-    const conn: Connection = { session, ip, alive: true, slice };
+    const conn: Connection = { session, ip, alive: true, slice, draining: false };
     this.live.set(ws, conn);
     this.log.debug({ conn: session.id, ip, path: pathForLog(req.url) }, 'connected');
     ws.on('message', (data: Buffer, isBinary) => {
@@ -269,14 +280,77 @@ export class WsTransport {
   }
 
   /**
-   * Stops taking connections and closes every live one with 1001 (recorded at once); sockets
-   * that have not finished the closing handshake within `graceMs` are cut.
+   * Stops taking connections, then closes the live ones with 1012 in batches spread evenly over
+   * `drainMs`, at most one batch per DRAIN_STEP_MS: the reconnects reach the other nodes spread
+   * out, and connections waiting their turn keep working. Resolves once every batch has had its
+   * turn, early when hurry() is called; shutdown() then closes what is still open.
+   */
+  async drain(drainMs: number): Promise<void> {
+    this.accepting = false;
+    const queue = [...this.live];
+    if (queue.length === 0 || drainMs <= 0) return;
+    const batches = Math.min(queue.length, Math.max(1, Math.floor(drainMs / DRAIN_STEP_MS)));
+    const size = Math.ceil(queue.length / batches);
+    const gapMs = drainMs / batches;
+    this.log.info({ connections: queue.length, batches, drainMs }, 'draining: closing clients in batches');
+    for (let at = 0; at < queue.length && !this.hurried; at += size) {
+      if (at > 0) await this.pause(gapMs);
+      for (const [ws, conn] of queue.slice(at, at + size)) this.closeForRestart(ws, conn);
+    }
+    // The last batch waits for its record too (at most a gap) before shutdown() closes the rest.
+    const writer = this.ctx.writer;
+    if (!this.hurried) await this.pause(gapMs, (wake) => writer.whenDurable(writer.ticket, wake));
+  }
+
+  /**
+   * A drain's close of one connection: nothing more is read from it, and once what it sent is
+   * durable (its acks sent, which wait for that) it is closed with 1012 and its disconnect
+   * recorded. So a Level 2 client knows what was taken: every message acked, or not taken.
+   */
+  private closeForRestart(ws: WebSocket, conn: Connection): void {
+    if (conn.draining || !this.live.has(ws)) return; // gone by itself meanwhile
+    conn.draining = true;
+    ws.pause();
+    // Not pinged any more: a pong is not read from a paused socket.
+    conn.slice?.delete(ws);
+    const writer = this.ctx.writer;
+    writer.whenDurable(writer.ticket, () => {
+      conn.session.end(CloseCode.ServiceRestart, RESTART_REASON);
+      ws.resume(); // for the client's close frame; the ended session ignores any message
+    });
+  }
+
+  /** Ends a drain under way: what it has not closed yet, shutdown() closes at once. */
+  hurry(): void {
+    this.hurried = true;
+    this.wake?.();
+  }
+
+  /** Waits `ms`, or less: until hurry(), or until `early` calls its wake back. */
+  private pause(ms: number, early?: (wake: () => void) => void): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const wake = (): void => {
+        if (this.wake !== wake) return; // a late call of a pause that is over
+        clearTimeout(timer);
+        this.wake = undefined;
+        resolve();
+      };
+      const timer = setTimeout(wake, ms);
+      this.wake = wake;
+      early?.(wake);
+    });
+  }
+
+  /**
+   * Stops taking connections and closes every live one with 1012 at once (recorded at once);
+   * sockets that have not finished the closing handshake within `graceMs` are cut.
    */
   async shutdown(graceMs: number): Promise<void> {
     this.accepting = false;
+    this.hurry();
     clearInterval(this.pinger);
     const sockets = [...this.live.values()];
-    for (const { session } of sockets) session.end(CloseCode.GoingAway, 'Server shutting down');
+    for (const { session } of sockets) session.end(CloseCode.ServiceRestart, RESTART_REASON);
     const deadline = Date.now() + graceMs;
     while (this.live.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     for (const ws of this.live.keys()) ws.terminate();
