@@ -76,6 +76,8 @@ export const CloseCode = {
   MessageTooBig: 1009,
   /** RFC 6455: internal error. */
   InternalError: 1011,
+  /** RFC 6455 / IANA: service restart — the server is restarting or draining; reconnect, possibly to another node. */
+  ServiceRestart: 1012,
   /** The hello was not valid JSON / not an object / had a field of the wrong type. */
   InvalidHello: 4000,
   /** The hello had no `identity`. */
