@@ -4,7 +4,7 @@
  * (may pass by itself) or 2 when the database refused (only new settings help). No stack trace.
  */
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
+import { createServer, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { runCli } from './helpers/cli.js';
 import { ADMIN_URL, TEST_DATABASE, adminQuery, sqliteOnly } from './helpers/db.js';
@@ -12,9 +12,13 @@ import { ADMIN_URL, TEST_DATABASE, adminQuery, sqliteOnly } from './helpers/db.j
 const SETTING = 'Cannot open the database of --database-url / DATABASE_URL';
 
 /** Both commands, each: its exit code and that its stderr is the one expected line. */
-async function refusedByBoth(url: string, expected: { code: number; line: RegExp; secret?: string }) {
+async function refusedByBoth(
+  url: string,
+  expected: { code: number; line: RegExp; secret?: string },
+  serveFlags: string[] = [],
+) {
   for (const command of ['migrate', 'serve']) {
-    const args = command === 'serve' ? ['serve', '--port', '0'] : ['migrate'];
+    const args = command === 'serve' ? ['serve', '--port', '0', ...serveFlags] : ['migrate'];
     const run = runCli([...args, '--database-url', url]);
     const exit = await run.exited;
     const stderr = run.stderr.join('');
@@ -26,6 +30,19 @@ async function refusedByBoth(url: string, expected: { code: number; line: RegExp
     if (expected.secret)
       assert.ok(!stderr.includes(expected.secret), `${command}: the password is not shown`);
   }
+}
+
+/** A local port that accepts connections and never says a word: a database that does not answer. */
+async function silentPort(): Promise<{ port: number; close: () => Promise<void> }> {
+  const sockets = new Set<Socket>();
+  const server = createServer((socket) => sockets.add(socket));
+  await new Promise<void>((res) => server.listen(0, '127.0.0.1', res));
+  const { port } = server.address() as { port: number };
+  const close = async () => {
+    for (const socket of sockets) socket.destroy();
+    await new Promise((res) => server.close(res));
+  };
+  return { port, close };
 }
 
 /** A local port where nothing listens (taken, then freed). */
@@ -80,6 +97,19 @@ describe(
       });
     });
 
+    it('no answer: exit 1, "no answer within the connect timeout"', async () => {
+      const silent = await silentPort();
+      try {
+        await refusedByBoth(
+          `mysql://root@127.0.0.1:${silent.port}/x`,
+          { code: 1, line: /: no answer within the connect timeout \(ETIMEDOUT\)$/m },
+          ['--db-timeout-ms', '500'],
+        );
+      } finally {
+        await silent.close();
+      }
+    });
+
     it('a database that does not exist: exit 2, names it', async () => {
       await refusedByBoth(`mysql://root@${host}/rm_t_does_not_exist`, {
         code: 2,
@@ -112,6 +142,19 @@ describe(
         line: new RegExp(`: nothing is listening at 127\\.0\\.0\\.1:${port} \\(ECONNREFUSED\\)$`, 'm'),
         secret: 's3cret-pw',
       });
+    });
+
+    it('no answer: exit 1, "no answer within the connect timeout"', async () => {
+      const silent = await silentPort();
+      try {
+        await refusedByBoth(
+          `postgres://root@127.0.0.1:${silent.port}/x`,
+          { code: 1, line: /: no answer within the connect timeout$/m },
+          ['--db-timeout-ms', '500'],
+        );
+      } finally {
+        await silent.close();
+      }
     });
 
     it('a database that does not exist: exit 2, names it', async () => {

@@ -33,6 +33,8 @@ interface DriverError {
   hostname?: unknown;
   path?: unknown;
   syscall?: unknown;
+  /** An AggregateError's: one per address tried (IPv6 and IPv4 of a name). */
+  errors?: unknown;
 }
 
 const NETWORK_UNREACHABLE = new Set(['EHOSTUNREACH', 'ENETUNREACH', 'ECONNRESET', 'EPIPE']);
@@ -65,8 +67,7 @@ export function databaseOpenError(err: unknown, sqlitePath?: string): DatabaseOp
   const e = err as DriverError;
   const code = typeof e.code === 'string' ? e.code : '';
   const text = firstLine(typeof e.sqlMessage === 'string' ? e.sqlMessage : String(e.message ?? ''));
-  const at =
-    typeof e.address === 'string' ? `${e.address}${typeof e.port === 'number' ? `:${e.port}` : ''}` : '';
+  const at = addressOf(e);
   const make = (problem: DatabaseOpenProblem, words: string) =>
     new DatabaseOpenError(problem, code ? `${words} (${code})` : words, { cause: err });
 
@@ -79,7 +80,7 @@ export function databaseOpenError(err: unknown, sqlitePath?: string): DatabaseOp
     return make('unreachable', `the host name ${host} is not found`);
   }
   if (code === 'ETIMEDOUT' || /connection timeout|timeout exceeded when trying to connect/i.test(text)) {
-    return make('unreachable', 'no answer within the connect timeout (--db-timeout-ms)');
+    return make('unreachable', 'no answer within the connect timeout');
   }
   if (NETWORK_UNREACHABLE.has(code))
     return make('unreachable', `cannot reach ${at || 'the server'}: ${text}`);
@@ -103,6 +104,15 @@ export function databaseOpenError(err: unknown, sqlitePath?: string): DatabaseOp
     return make('refused', `cannot create ${path ? `"${path}"` : 'the SQLite file'}: ${fileWords(code)}`);
   }
   return undefined;
+}
+
+/** host:port of a network error ([v6]:port), from the first address tried when there were several. */
+function addressOf(e: DriverError): string {
+  const tried = Array.isArray(e.errors) ? (e.errors as DriverError[]) : [];
+  const source = typeof e.address === 'string' ? e : tried.find((x) => typeof x?.address === 'string');
+  if (!source || typeof source.address !== 'string') return '';
+  const host = source.address.includes(':') ? `[${source.address}]` : source.address;
+  return typeof source.port === 'number' ? `${host}:${source.port}` : host;
 }
 
 function fileWords(code: string): string {
