@@ -5,9 +5,10 @@
  */
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig, redactUrl } from '../config/load.js';
-import { SETTINGS } from '../config/schema.js';
+import { SETTINGS, type SettingSpec } from '../config/schema.js';
 import { createLogger } from '../log/logger.js';
 import { RoomServer } from '../server.js';
+import { DatabaseOpenError } from '../store/open-errors.js';
 import { openStore } from '../store/open-store.js';
 import { LeaseHeldError } from '../store/writer-lease.js';
 import { VERSION } from '../version.js';
@@ -19,13 +20,31 @@ const COMMANDS = {
 } as const;
 type Command = keyof typeof COMMANDS;
 
+/**
+ * The settings each command takes (keys of SETTINGS; 'all' for every one): its --help lists them,
+ * and its parsing refuses the others' flags. A new command is one line here.
+ */
+const COMMAND_SETTINGS: Record<Exclude<Command, 'bench'>, readonly string[] | 'all'> = {
+  serve: 'all',
+  migrate: ['databaseUrl', 'logLevel', 'logFormat'],
+};
+
+function settingsOf(command: Exclude<Command, 'bench'>): SettingSpec[] {
+  const keys = COMMAND_SETTINGS[command];
+  return keys === 'all' ? SETTINGS : SETTINGS.filter((s) => keys.includes(s.key));
+}
+
+// 1 is for what may pass by itself (a supervisor may retry), 2 for what only a change of
+// settings mends (systemd: RestartPreventExitStatus=2 3).
 const EXIT_CODES = [
   'Exit codes: 0 ok, also when stopped by SIGTERM/SIGINT (a second one ends the drain at once; the',
-  'record is still written or spooled); 1 could not start, or failed while running; 2 bad usage or',
-  'configuration; 3 the database is held by another running server (one database takes one server).',
+  'record is still written or spooled); 1 could not start (the database unreachable: nothing',
+  'listening, no answer, unknown host), or failed while running; 2 bad usage or configuration (a',
+  'wrong option or value, the database refused the login or does not exist, the SQLite file cannot',
+  'be created); 3 the database is held by another running server (one database takes one server).',
 ];
 
-function usage(command?: Command): string {
+function usage(command?: Exclude<Command, 'bench'>): string {
   if (!command) {
     return [
       `room-manager ${VERSION}`,
@@ -40,10 +59,6 @@ function usage(command?: Command): string {
       ...EXIT_CODES,
     ].join('\n');
   }
-  const settings =
-    command === 'migrate'
-      ? SETTINGS.filter((s) => ['databaseUrl', 'logLevel', 'logFormat'].includes(s.key))
-      : SETTINGS;
   const lines = [
     `Usage: room-manager ${command} [options]`,
     '',
@@ -51,13 +66,111 @@ function usage(command?: Command): string {
     '',
     'Options (flag / environment variable, default):',
   ];
-  for (const s of settings) {
-    lines.push(`  --${s.flag} <value>   ${s.env}   default ${s.shownDefault}`);
+  for (const s of settingsOf(command)) {
+    const names = s.boolean ? `--${s.flag} / --no-${s.flag}` : `--${s.flag} <value>`;
+    lines.push(`  ${names}   ${s.env}   default ${s.shownDefault}`);
     lines.push(`      ${s.description}`);
   }
-  lines.push('  -h, --help   Show this help.');
-  if (command === 'serve') lines.push('', ...EXIT_CODES);
+  lines.push('  -h, --help   Show this help.', '  -v, --version   Print the version.', '', ...EXIT_CODES);
   return lines.join('\n');
+}
+
+type Flags = Record<string, string | boolean | undefined>;
+
+/**
+ * A command's arguments → its flags (a switch's --no-x as x: false), or help, or version, or the
+ * one line that says what is wrong (printed alone, so that it does not scroll away).
+ */
+function parseCommandArgs(
+  command: Exclude<Command, 'bench'>,
+  args: string[],
+): { flags: Flags } | { show: 'help' | 'version' } | { error: string } {
+  const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = {
+    help: { type: 'boolean', short: 'h' },
+    version: { type: 'boolean', short: 'v' },
+  };
+  const negated = new Map<string, string>();
+  for (const s of settingsOf(command)) {
+    options[s.flag] = { type: s.boolean ? 'boolean' : 'string' };
+    if (s.boolean) {
+      options[`no-${s.flag}`] = { type: 'boolean' };
+      negated.set(`no-${s.flag}`, s.flag);
+    }
+  }
+  const { tokens } = parseArgs({ args, options, strict: false, allowPositionals: true, tokens: true });
+  const asks = (flag: string) => tokens.some((t) => t.kind === 'option' && t.name === flag);
+  if (asks('help')) return { show: 'help' };
+  if (asks('version')) return { show: 'version' };
+
+  const name = `room-manager ${command}`;
+  const lists = `(${name} --help lists every option)`;
+  const isSwitch = (flag: string) =>
+    options[flag]?.type === 'boolean' && flag !== 'help' && flag !== 'version';
+  const switchAdvice = (flag: string) => {
+    const base = negated.get(flag) ?? flag;
+    return `--${base} is a switch: write --${base} or --no-${base}, without a value`;
+  };
+  const flags: Flags = {};
+  for (const [i, t] of tokens.entries()) {
+    if (t.kind === 'positional') {
+      const before = tokens[i - 1];
+      if (before?.kind === 'option' && isSwitch(before.name) && /^(true|false|1|0)$/i.test(t.value)) {
+        return { error: `${switchAdvice(before.name)} ${lists}` };
+      }
+      return { error: `Unexpected argument "${t.value}" for ${name}: options are --name value ${lists}` };
+    }
+    if (t.kind !== 'option') continue;
+    const spec = options[t.name];
+    if (!spec) {
+      const elsewhere = SETTINGS.some((s) => s.flag === t.name || (s.boolean && `no-${s.flag}` === t.name));
+      if (elsewhere) return { error: `Option ${t.rawName} does not apply to ${name} ${lists}` };
+      const near = t.name.length > 1 ? nearest(t.name, Object.keys(options)) : undefined;
+      return {
+        error: `Unknown option ${t.rawName} for ${name}.${near ? ` Did you mean --${near}?` : ''} ${lists}`,
+      };
+    }
+    if (spec.type === 'string') {
+      // `--port` last, or followed by another option, has no value.
+      if (t.value === undefined || (!t.inlineValue && t.value.startsWith('--'))) {
+        return { error: `Option --${t.name} needs a value: --${t.name} <value> ${lists}` };
+      }
+      flags[t.name] = t.value;
+    } else if (t.inlineValue) {
+      return { error: `${switchAdvice(t.name)} ${lists}` };
+    } else {
+      const base = negated.get(t.name);
+      flags[base ?? t.name] = base === undefined;
+    }
+  }
+  return { flags };
+}
+
+/** The candidate nearest to `word` by edit distance, when it is near enough to be a typo of it. */
+function nearest(word: string, candidates: string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const c of candidates) {
+    const d = c.startsWith(word) && word.length >= 3 ? 1 : editDistance(word, c);
+    if (d < bestDistance) [best, bestDistance] = [c, d];
+  }
+  return bestDistance <= Math.max(2, Math.floor(word.length / 3)) ? best : undefined;
+}
+
+function editDistance(a: string, b: string): number {
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j++) {
+      next[j] = Math.min(row[j]! + 1, next[j - 1]! + 1, row[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    row = next;
+  }
+  return row[b.length]!;
+}
+
+/** One line for a database that cannot be opened: the setting, where (no password), and why. */
+function databaseOpenLine(err: DatabaseOpenError, databaseUrl: string): string {
+  return `Cannot open the database of --database-url / DATABASE_URL (${redactUrl(databaseUrl)}): ${err.message}`;
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -71,31 +184,40 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (!(first in COMMANDS)) {
-    console.error(`Unknown command: ${first}\n\n${usage()}`);
+    const lists = '(room-manager --help lists every command)';
+    if (first.startsWith('-')) {
+      console.error(
+        `room-manager takes a command first, then options: room-manager serve ${first} … ${lists}`,
+      );
+    } else {
+      const near = nearest(first, Object.keys(COMMANDS));
+      console.error(
+        `Unknown command ${first} for room-manager.${near ? ` Did you mean ${near}?` : ''} ${lists}`,
+      );
+    }
     return 2;
   }
   const command = first as Command;
   if (command === 'bench') {
+    if (rest.includes('--version') || rest.includes('-v')) {
+      console.log(VERSION);
+      return 0;
+    }
     // The bench has its own options (room-manager bench --help); loaded only when asked for.
     const { runBench } = await import('../bench/run.js');
     return runBench(rest);
   }
 
-  let flags: Record<string, string | boolean | undefined>;
-  try {
-    const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = {
-      help: { type: 'boolean', short: 'h' },
-    };
-    for (const s of SETTINGS) options[s.flag] = { type: 'string' };
-    flags = parseArgs({ args: rest, options, strict: true, allowPositionals: false }).values as typeof flags;
-  } catch (err) {
-    console.error(`${(err as Error).message}\n\n${usage(command)}`);
+  const parsed = parseCommandArgs(command, rest);
+  if ('error' in parsed) {
+    console.error(parsed.error);
     return 2;
   }
-  if (flags.help) {
-    console.log(usage(command));
+  if ('show' in parsed) {
+    console.log(parsed.show === 'help' ? usage(command) : VERSION);
     return 0;
   }
+  const flags = parsed.flags;
 
   let config;
   try {
@@ -110,15 +232,20 @@ async function main(argv: string[]): Promise<number> {
 
   if (command === 'migrate') {
     const log = createLogger(config);
-    const store = openStore(config.databaseUrl);
+    let store;
     try {
+      store = openStore(config.databaseUrl);
       const applied = await store.migrate();
       log.info(
         { database: redactUrl(config.databaseUrl), applied },
         applied.length ? 'migrations applied' : 'schema is up to date',
       );
+    } catch (err) {
+      if (!(err instanceof DatabaseOpenError)) throw err;
+      console.error(databaseOpenLine(err, config.databaseUrl));
+      return err.problem === 'unreachable' ? 1 : 2;
     } finally {
-      await store.close();
+      await store?.close();
     }
     return 0;
   }
@@ -133,6 +260,11 @@ async function main(argv: string[]): Promise<number> {
       console.error(err.message);
       await server.stop().catch(() => undefined);
       return 3;
+    }
+    if (err instanceof DatabaseOpenError) {
+      console.error(databaseOpenLine(err, config.databaseUrl));
+      await server.stop().catch(() => undefined);
+      return err.problem === 'unreachable' ? 1 : 2;
     }
     log.fatal({ err }, 'could not start');
     await server.stop().catch(() => undefined);

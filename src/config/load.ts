@@ -51,6 +51,12 @@ export function loadConfig(
       `Invalid setting --database-url / DATABASE_URL: "${redactUrl(config.databaseUrl)}" is not a supported database (use sqlite:PATH, mysql://… or postgres://…)`,
     );
   }
+  if (backend === 'sqlite' && config.databaseUrl.replace(/^sqlite:(\/\/)?/, '') === '') {
+    // An empty path would open a throwaway in-memory database: the record lost at exit, silently.
+    throw new ConfigError(
+      `Invalid setting --database-url / DATABASE_URL (got "${config.databaseUrl}"): names no file; use sqlite:PATH (e.g. sqlite:./data/room-manager.db), or sqlite::memory: for a throwaway database`,
+    );
+  }
   if (backend !== 'sqlite') {
     let ok = false;
     try {

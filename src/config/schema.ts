@@ -6,7 +6,14 @@
 import { z } from 'zod';
 import { PAUSE_BUDGET_MS } from '../store/pacer.js';
 
-const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+/** A whole number in [min, max]; anything else (abc, 1.5, 1e3, an empty value) is told so plainly. */
+const int = (min: number, max: number) => {
+  const expected = { error: `expected a whole number from ${min} to ${max}` };
+  return z.preprocess(
+    (v) => (typeof v === 'string' && /^\s*-?\d+\s*$/.test(v) ? Number(v) : v),
+    z.number(expected).int(expected).min(min, expected).max(max, expected),
+  );
+};
 const list = z.union([z.array(z.string()), z.string()]).transform((v) =>
   (Array.isArray(v) ? v : v.split(','))
     .flatMap((s) => s.split(','))
@@ -14,8 +21,9 @@ const list = z.union([z.array(z.string()), z.string()]).transform((v) =>
     .filter(Boolean),
 );
 
+/** A switch: the flag gives true (--x) or false (--no-x); the environment variable true/false/1/0. */
 const bool = z
-  .union([z.boolean(), z.enum(['true', 'false', '1', '0'])])
+  .union([z.boolean(), z.enum(['true', 'false', '1', '0'])], { error: 'expected true, false, 1 or 0' })
   .transform((v) => v === true || v === 'true' || v === '1');
 
 export interface SettingSpec {
@@ -29,7 +37,7 @@ export interface SettingSpec {
   description: string;
   /** Default as shown to a person. */
   shownDefault: string;
-  /** Whether the flag takes no value (`--flag` alone means true). */
+  /** A switch: `--flag` alone means true, `--no-flag` false (the variable takes true/false/1/0). */
   boolean?: boolean;
   schema: z.ZodType;
 }

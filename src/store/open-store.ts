@@ -6,6 +6,7 @@ import { MysqlStore } from './mysql-store.js';
 import { PostgresStore } from './postgres-store.js';
 import { DEFAULT_POOL, type PoolOptions } from './pool-options.js';
 import { backendOf } from './backend.js';
+import { databaseOpenError } from './open-errors.js';
 
 export { backendOf };
 
@@ -19,7 +20,11 @@ export function openStore(
     case 'sqlite': {
       let path = databaseUrl.slice('sqlite:'.length);
       if (path.startsWith('//')) path = path.slice(2); // sqlite://path, as some tools write it
-      return SqliteStore.open(path, sqliteWriter);
+      try {
+        return SqliteStore.open(path, sqliteWriter);
+      } catch (err) {
+        throw databaseOpenError(err, path) ?? err;
+      }
     }
     case 'mysql':
       return MysqlStore.open(databaseUrl, pool);

@@ -33,6 +33,7 @@ import {
 import { migrations } from './migrations/index.js';
 import type { PoolOptions } from './pool-options.js';
 import { WriterThread } from './writer-thread.js';
+import { databaseOpenError } from './open-errors.js';
 import { decodeEntries, encodeEntries, type EncodedRecords } from './record-queue.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { LeaseAttempt, LeaseClaimant, LeaseHolder } from './store.js';
@@ -82,7 +83,8 @@ export class SqlStore implements Store {
       migrationLockTableName: 'schema_migrations_lock',
     });
     const { error, results } = await migrator.migrateToLatest();
-    if (error) throw error instanceof Error ? error : new Error(String(error));
+    // The first query of a server's life: a wrong URL fails here, said in plain words.
+    if (error) throw databaseOpenError(error) ?? (error instanceof Error ? error : new Error(String(error)));
     if (this.threadTarget && !this.writerThread) {
       const { url, pool } = this.threadTarget;
       this.writerThread = new WriterThread('sql-writer-thread', { url, pool: { ...pool, ...WRITER_POOL } });

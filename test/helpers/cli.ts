@@ -28,10 +28,11 @@ function cleanEnv(): NodeJS.ProcessEnv {
   return env;
 }
 
-export function runCli(args: string[]): CliRun {
+/** `env`: settings' variables to set, on top of an environment without any. */
+export function runCli(args: string[], env: NodeJS.ProcessEnv = {}): CliRun {
   const proc = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
     cwd: PROJECT_ROOT,
-    env: cleanEnv(),
+    env: { ...cleanEnv(), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const stdout: string[] = [];
@@ -49,8 +50,8 @@ export function runCli(args: string[]): CliRun {
  * Starts `serve` with JSON logs and resolves with the port from the `listening` log line; if it
  * exits first, the error quotes its last log lines (a fatal one is on stdout) and stderr.
  */
-export async function serveCli(args: string[]): Promise<CliRun & { port: number }> {
-  const run = runCli(['serve', '--port', '0', '--log-format', 'json', ...args]);
+export async function serveCli(args: string[], env?: NodeJS.ProcessEnv): Promise<CliRun & { port: number }> {
+  const run = runCli(['serve', '--port', '0', '--log-format', 'json', ...args], env);
   const port = await new Promise<number>((res, rej) => {
     const onLine = (line: string) => {
       let entry: Record<string, unknown>;
