@@ -39,6 +39,23 @@ describe('a full room (--max-room-members)', () => {
     await a.client.close();
   });
 
+  it('a Level 2 hello into a full room is refused and closed with 4015 too', async () => {
+    const a = await joinNew(srv.url, 'full-l2-a', 'a');
+    const b = await joinExisting(srv.url, 'full-l2-b', 'b', a.roomId);
+    const third = await tryHello(srv.url, {
+      device_id: 'full-l2-c',
+      identity: 'c',
+      room_id: a.roomId,
+      protocol: 2,
+    });
+    assert.equal(third.reply?.type, 'error');
+    assert.equal(third.reply?.code, 'room_full');
+    assert.equal((await third.client.closed).code, CloseCode.RoomFull);
+    assert.equal((await a.client.queryRoom()).total_clients, 2);
+    await b.close();
+    await a.client.close();
+  });
+
   it('a Level 2 join_room into a full room gets room_full and stays where it was', async () => {
     const a = await joinNew(srv.url, 'full-jr-a', 'a');
     const b = await joinExisting(srv.url, 'full-jr-b', 'b', a.roomId);

@@ -321,6 +321,7 @@ export class Session implements Member {
     status: RoomStatus,
     at: string,
     resumeAfter?: number,
+    byJoinRoom = false,
   ): Promise<void> {
     const { registry, directory, writer, log } = this.ctx;
     // Whatever is delivered from the moment we are a member waits until the replay is sent.
@@ -329,9 +330,8 @@ export class Session implements Member {
     if (room === 'full') {
       this.held = undefined;
       const text = `Room ${roomId} is full`;
-      if (status !== 'joined_existing' || this.level === 1) {
-        return this.fail(ErrorCode.RoomFull, text, CloseCode.RoomFull);
-      }
+      // A hello into a full room is refused and closed, whatever the level.
+      if (!byJoinRoom) return this.fail(ErrorCode.RoomFull, text, CloseCode.RoomFull);
       // A join_room that lost a race for the last place: the connection is now in no room.
       this.state = 'live';
       this.error(ErrorCode.RoomFull, text, undefined);
@@ -633,7 +633,7 @@ export class Session implements Member {
         }
         this.leaveCurrent();
         this.id = this.ctx.connectionIds.next();
-        await this.enterRoom(assignment.roomId, 'joined_existing', isoNow());
+        await this.enterRoom(assignment.roomId, 'joined_existing', isoNow(), undefined, true);
       })
       .catch((err: unknown) => {
         this.ctx.log.error({ err, conn: this.id, device: this.deviceId }, 'join_room failed');
