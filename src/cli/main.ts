@@ -10,11 +10,14 @@ import { createLogger } from '../log/logger.js';
 import { RoomServer } from '../server.js';
 import { openStore } from '../store/open-store.js';
 import { LeaseHeldError } from '../store/writer-lease.js';
+import { Retention, cutoffOf, retentionWanted, type RetentionCounts } from '../store/retention.js';
+import type { Config } from '../config/schema.js';
 import { VERSION } from '../version.js';
 
 const COMMANDS = {
   serve: 'Run the server (WebSocket and HTTP on one port).',
   migrate: 'Apply pending database migrations and exit (serve also does this at start).',
+  prune: 'Delete what the --retain-* settings say is too old, and exit (--dry-run: only count it).',
   bench: 'Run the benchmark: room-manager beside a minimal relay (the ceiling); see docs/performance.md.',
 } as const;
 type Command = keyof typeof COMMANDS;
@@ -42,7 +45,9 @@ function usage(command?: Command): string {
   const settings =
     command === 'migrate'
       ? SETTINGS.filter((s) => ['databaseUrl', 'logLevel', 'logFormat'].includes(s.key))
-      : SETTINGS;
+      : command === 'prune'
+        ? SETTINGS.filter((s) => PRUNE_SETTINGS.includes(s.key))
+        : SETTINGS;
   const lines = [
     `Usage: room-manager ${command} [options]`,
     '',
@@ -54,6 +59,8 @@ function usage(command?: Command): string {
     lines.push(`  --${s.flag} <value>   ${s.env}   default ${s.shownDefault}`);
     lines.push(`      ${s.description}`);
   }
+  if (command === 'prune')
+    lines.push('  --dry-run   Say per table how many rows would go, and delete nothing.');
   lines.push('  -h, --help   Show this help.');
   if (command === 'serve') lines.push('', ...EXIT_CODES);
   return lines.join('\n');
@@ -86,6 +93,7 @@ async function main(argv: string[]): Promise<number> {
       help: { type: 'boolean', short: 'h' },
     };
     for (const s of SETTINGS) options[s.flag] = { type: 'string' };
+    if (command === 'prune') options['dry-run'] = { type: 'boolean' };
     flags = parseArgs({ args: rest, options, strict: true, allowPositionals: false }).values as typeof flags;
   } catch (err) {
     console.error(`${(err as Error).message}\n\n${usage(command)}`);
@@ -122,6 +130,8 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
 
+  if (command === 'prune') return prune(config, flags['dry-run'] === true);
+
   const server = new RoomServer(config);
   const log = server.log;
   try {
@@ -154,6 +164,66 @@ async function main(argv: string[]): Promise<number> {
   });
   await server.stop();
   return stoppedByItself ? 1 : 0;
+}
+
+const PRUNE_SETTINGS = [
+  'databaseUrl',
+  'retainMessages',
+  'retainRoomQueries',
+  'retainConnections',
+  'retainRooms',
+  'logLevel',
+  'logFormat',
+];
+
+/**
+ * `room-manager prune`: one retention pass (or, with --dry-run, its counts), beside a running
+ * server if there is one: it only deletes, so it takes no writer lease.
+ */
+async function prune(config: Config, dryRun: boolean): Promise<number> {
+  if (!retentionWanted(config)) {
+    console.error(
+      'Nothing to prune: no retention is set. Give --retain-messages, --retain-room-queries, --retain-connections or --retain-rooms (e.g. --retain-messages 30d).',
+    );
+    return 2;
+  }
+  const log = createLogger(config);
+  const store = openStore(config.databaseUrl);
+  try {
+    await store.migrate();
+    let periods: Config = config;
+    if (config.retainRooms !== undefined && !dryRun) {
+      // Only a server knows which rooms have members and which codes its cache still joins.
+      const holder = await store.readLease();
+      if (holder && holder.expiresMs > Date.now()) {
+        console.error(
+          `rooms: skipped: a server runs on this database (node ${holder.nodeId}); it forgets idle rooms itself when started with --retain-rooms`,
+        );
+        periods = { ...config, retainRooms: undefined };
+      }
+    }
+    const retention = new Retention(store, periods, log, undefined);
+    const now = Date.now();
+    const done: RetentionCounts = dryRun ? await retention.count(now) : await retention.pass(now);
+    const period: Record<keyof RetentionCounts, number | undefined> = {
+      messages: periods.retainMessages,
+      room_queries: periods.retainRoomQueries,
+      connections: periods.retainConnections,
+      rooms: periods.retainRooms,
+    };
+    for (const [table, ms] of Object.entries(period) as [keyof RetentionCounts, number | undefined][]) {
+      if (ms === undefined) continue;
+      const cutoff = cutoffOf(now, ms);
+      const what =
+        table === 'rooms'
+          ? `${done.rooms} idle since ${cutoff}`
+          : `${done[table]} ${table === 'connections' ? 'closed' : 'rows'} older than ${cutoff}`;
+      console.log(`${table}: ${what} ${dryRun ? 'would go' : 'deleted'}`);
+    }
+  } finally {
+    await store.close();
+  }
+  return 0;
 }
 
 main(process.argv.slice(2)).then(
