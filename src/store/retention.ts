@@ -1,10 +1,11 @@
 /**
  * Retention (--retain-messages, --retain-room-queries, --retain-connections, --retain-rooms):
  * deletes rows older than their period, off the hot path. A pass runs soon after start and then
- * every PASS_INTERVAL_MS; each table's old rows go in batches of a few thousand, each batch one
- * short statement, with a pause after each as long as the batch took (at least MIN_PAUSE_MS), so
- * that the record writer, which commits every few tens of ms on its own connection, never waits
- * long for a lock. On SQLite the batches run on the writer thread itself, between its batches.
+ * every minute; each table's old rows go in batches of a few thousand, each batch one short
+ * statement, with a pause after each (PAUSE_FACTOR times as long as it took), so that the record
+ * writer, which commits every few tens of ms on its own connection, never waits long for a lock
+ * and the relay keeps most of the CPU. On SQLite the batches run on the writer thread itself,
+ * between its record batches.
  *
  * Rooms: a room with no member here (RoomGuard) and no message, connection or room query for
  * the period is forgotten: its row and every row naming it are deleted, so its code no longer
@@ -51,8 +52,8 @@ export interface RetentionOptions {
 }
 
 /**
- * A few thousand rows: about 10-20 ms of database work per statement (see docs/operations.md),
- * within a record batch's rhythm.
+ * A few thousand rows a statement: short next to the writer's flush interval, yet few enough
+ * statements that a backlog of millions goes within minutes (docs/operations.md, Retention).
  */
 export const DEFAULT_RETENTION: RetentionOptions = {
   batchRows: 2_000,
@@ -62,6 +63,8 @@ export const DEFAULT_RETENTION: RetentionOptions = {
 
 /** Least pause between two batches: the writer's next commit gets in. */
 const MIN_PAUSE_MS = 20;
+/** Pause after a batch, in multiples of its time: retention keeps at most a third of a core busy. */
+const PAUSE_FACTOR = 2;
 /** Rooms read per idle-room query. */
 const ROOMS_PER_READ = 200;
 
@@ -184,9 +187,9 @@ export class Retention {
     }
   }
 
-  /** After a batch that began at `t0`: as long a pause as it took, at least MIN_PAUSE_MS. */
+  /** After a batch that began at `t0`: PAUSE_FACTOR times as long a pause as it took, at least MIN_PAUSE_MS. */
   private async pause(t0: number): Promise<void> {
-    await sleep(Math.max(MIN_PAUSE_MS, Date.now() - t0));
+    await sleep(Math.max(MIN_PAUSE_MS, PAUSE_FACTOR * (Date.now() - t0)));
   }
 
   /** What a pass would delete now, per table (rooms: how many are idle; in use or not). */
