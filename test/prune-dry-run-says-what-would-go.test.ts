@@ -76,6 +76,15 @@ describe('room-manager prune: --dry-run says what would go; without it, it goes'
     );
   });
 
+  it('--retain-rooms is left to the running server: prune says so and forgets no room', async () => {
+    const before = await srv.rows('select room_id from rooms order by room_id');
+    const { code, stdout, stderr } = await prune(['--database-url', srv.databaseUrl, '--retain-rooms', '1s']);
+    assert.equal(code, 0, stderr);
+    assert.match(stderr, /rooms: skipped: a server runs on this database/);
+    assert.deepEqual(stdout, []);
+    assert.deepEqual(await srv.rows('select room_id from rooms order by room_id'), before);
+  });
+
   it('the server still records after a prune', async () => {
     const a = await joinNew(srv.url, 'prune-c', 'screen');
     const b = await joinExisting(srv.url, 'prune-d', 'phone', a.roomId);

@@ -29,7 +29,7 @@ export function parseDuration(text: string): number | undefined {
   return Number(m[1]) * DURATION_UNITS_MS[m[2]!.toLowerCase()]!;
 }
 
-const duration = (flag: string) =>
+const duration = () =>
   z
     .union([z.string(), z.number()])
     .optional()
@@ -39,7 +39,7 @@ const duration = (flag: string) =>
       if (ms !== undefined && !(Number.isSafeInteger(ms) && ms > 0)) {
         ctx.addIssue({
           code: 'custom',
-          message: `--${flag} takes a duration such as 30d, 12h, 90m or 45s (a whole number and s, m, h or d)`,
+          message: 'expected a duration such as 30d, 12h, 90m or 45s (a whole number and s, m, h or d)',
         });
         return z.NEVER;
       }
@@ -495,7 +495,7 @@ export const SETTINGS: SettingSpec[] = [
     flag: 'retain-messages',
     env: 'RETAIN_MESSAGES',
     // Empty = keep forever, as the original server does: deleting the record is the operator's call.
-    schema: duration('retain-messages'),
+    schema: duration(),
     shownDefault: '(keep forever)',
     description:
       'Delete messages older than this (a duration: 90s, 30m, 12h, 30d), in small batches off the hot path.',
@@ -505,7 +505,7 @@ export const SETTINGS: SettingSpec[] = [
     flag: 'retain-room-queries',
     env: 'RETAIN_ROOM_QUERIES',
     // Keep forever by default, as the original.
-    schema: duration('retain-room-queries'),
+    schema: duration(),
     shownDefault: '(keep forever)',
     description: 'Delete room queries older than this (s, m, h or d, e.g. 30d).',
   },
@@ -514,7 +514,7 @@ export const SETTINGS: SettingSpec[] = [
     flag: 'retain-connections',
     env: 'RETAIN_CONNECTIONS',
     // Keep forever by default, as the original.
-    schema: duration('retain-connections'),
+    schema: duration(),
     shownDefault: '(keep forever)',
     description:
       'Delete connections closed longer ago than this (s, m, h or d, e.g. 30d); open connections stay.',
@@ -524,7 +524,7 @@ export const SETTINGS: SettingSpec[] = [
     flag: 'retain-rooms',
     env: 'RETAIN_ROOMS',
     // Keep forever by default, as the original: a room code joins for as long as the database lasts.
-    schema: duration('retain-rooms'),
+    schema: duration(),
     shownDefault: '(keep forever)',
     description:
       'Forget rooms with no member and no message or connection for this long (s, m, h or d, e.g. 90d): the room, its messages, connections and room queries are deleted and its code no longer joins.',
