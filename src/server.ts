@@ -30,6 +30,8 @@ import { RecordWriter, type WriterState } from './store/record-writer.js';
 import { legacySpoolFileFor, spoolFileFor } from './store/spool.js';
 import type { Store } from './store/store.js';
 import { LeaseHeldError, WriterLease, needsWriterLease, newNodeId } from './store/writer-lease.js';
+import { Retention, retentionWanted, type RetentionCounts } from './store/retention.js';
+import { forgetGuard } from './rooms/forget-guard.js';
 import { ClientIpResolver } from './transport/client-ip.js';
 import { WsTransport } from './transport/ws-transport.js';
 import { VERSION } from './version.js';
@@ -63,6 +65,7 @@ export class RoomServer {
   private http: HttpServer | undefined;
   private transport: WsTransport | undefined;
   private statusTimer: NodeJS.Timeout | undefined;
+  private retention: Retention | undefined;
   /** Set at stop(): draining while clients are closed in batches, stopping after. */
   private stopping: false | 'draining' | 'stopping' = false;
   private readonly loopHistogram = monitorEventLoopDelay({ resolution: 10 });
@@ -218,6 +221,10 @@ export class RoomServer {
       'listening',
     );
 
+    if (retentionWanted(config)) {
+      this.retention = new Retention(store, config, log, forgetGuard(registry, directory, writer));
+      this.retention.start();
+    }
     this.loopHistogram.enable();
     if (config.statusIntervalMs > 0) {
       this.statusTimer = setInterval(() => log.info(this.status(), 'status'), config.statusIntervalMs);
@@ -229,6 +236,11 @@ export class RoomServer {
   /** The spool file of this server's database (records waiting on local disk, if any). */
   get spoolPath(): string | undefined {
     return this.writer?.spoolPath;
+  }
+
+  /** A retention pass now (after the one in progress); undefined when no retain-* setting is set. */
+  async retentionPass(): Promise<RetentionCounts | undefined> {
+    return this.retention?.runNow();
   }
 
   /** Resolves once every record made so far is in the database. */
@@ -245,6 +257,7 @@ export class RoomServer {
       spooledRecords: this.writer?.spooled ?? 0,
       databaseWrites: this.writer?.state ?? 'unknown',
       recordConflicts: this.writer?.conflicts ?? 0,
+      ...(this.retention && { retentionDeleted: { ...this.retention.deleted } }),
       ...this.loopDelay(),
       ...memory(),
     };
@@ -290,6 +303,7 @@ export class RoomServer {
     this.stopping = 'draining';
     clearInterval(this.statusTimer);
     this.loopHistogram.disable();
+    const retentionStopped = this.retention?.stop(); // ends after its statement in progress
     const http = this.http;
     const closedHttp = http ? new Promise<void>((r) => http.close(() => r())) : Promise.resolve();
     await this.transport?.drain(drainMs);
@@ -303,6 +317,7 @@ export class RoomServer {
     await this.bus?.close();
     // Rooms no longer in memory give their unused seqs back: after a clean stop none is skipped.
     this.directory?.giveBackAll();
+    await withTimeout(retentionStopped ?? Promise.resolve(), 1_000, '').catch(() => undefined);
     if (this.writer) await this.closeWriter(this.writer, deadline);
     if (this.lease) {
       // Once every record is written, so that the next server may start at once. Best effort: a

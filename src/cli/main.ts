@@ -11,11 +11,14 @@ import { RoomServer } from '../server.js';
 import { DatabaseOpenError } from '../store/open-errors.js';
 import { openStore } from '../store/open-store.js';
 import { LeaseHeldError } from '../store/writer-lease.js';
+import { Retention, cutoffOf, retentionWanted, type RetentionCounts } from '../store/retention.js';
+import type { Config } from '../config/schema.js';
 import { VERSION } from '../version.js';
 
 const COMMANDS = {
   serve: 'Run the server (WebSocket and HTTP on one port).',
   migrate: 'Apply pending database migrations and exit (serve also does this at start).',
+  prune: 'Delete what the --retain-* settings say is too old, and exit (--dry-run: only count it).',
   bench: 'Run the benchmark: room-manager beside a minimal relay (the ceiling); see docs/performance.md.',
 } as const;
 type Command = keyof typeof COMMANDS;
@@ -27,6 +30,20 @@ type Command = keyof typeof COMMANDS;
 const COMMAND_SETTINGS: Record<Exclude<Command, 'bench'>, readonly string[] | 'all'> = {
   serve: 'all',
   migrate: ['databaseUrl', 'logLevel', 'logFormat'],
+  prune: [
+    'databaseUrl',
+    'retainMessages',
+    'retainRoomQueries',
+    'retainConnections',
+    'retainRooms',
+    'logLevel',
+    'logFormat',
+  ],
+};
+
+/** Switches a command has beyond the settings (not settings: they exist only for that run). */
+const COMMAND_SWITCHES: Partial<Record<Exclude<Command, 'bench'>, Record<string, string>>> = {
+  prune: { 'dry-run': 'Say per table how many rows would go, and delete nothing.' },
 };
 
 function settingsOf(command: Exclude<Command, 'bench'>): SettingSpec[] {
@@ -71,6 +88,8 @@ function usage(command?: Exclude<Command, 'bench'>): string {
     lines.push(`  ${names}   ${s.env}   default ${s.shownDefault}`);
     lines.push(`      ${s.description}`);
   }
+  for (const [flag, text] of Object.entries(COMMAND_SWITCHES[command] ?? {}))
+    lines.push(`  --${flag}   ${text}`);
   lines.push('  -h, --help   Show this help.', '  -v, --version   Print the version.', '', ...EXIT_CODES);
   return lines.join('\n');
 }
@@ -89,6 +108,7 @@ function parseCommandArgs(
     help: { type: 'boolean', short: 'h' },
     version: { type: 'boolean', short: 'v' },
   };
+  for (const flag of Object.keys(COMMAND_SWITCHES[command] ?? {})) options[flag] = { type: 'boolean' };
   const negated = new Map<string, string>();
   for (const s of settingsOf(command)) {
     options[s.flag] = { type: s.boolean ? 'boolean' : 'string' };
@@ -250,6 +270,8 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
 
+  if (command === 'prune') return prune(config, flags['dry-run'] === true);
+
   const server = new RoomServer(config);
   const log = server.log;
   try {
@@ -289,6 +311,56 @@ async function main(argv: string[]): Promise<number> {
   });
   await server.stop({ drainMs: stoppedByItself ? 0 : config.drainMs });
   return stoppedByItself ? 1 : 0;
+}
+
+/**
+ * `room-manager prune`: one retention pass (or, with --dry-run, its counts), beside a running
+ * server if there is one: it only deletes, so it takes no writer lease.
+ */
+async function prune(config: Config, dryRun: boolean): Promise<number> {
+  if (!retentionWanted(config)) {
+    console.error(
+      'Nothing to prune: no retention is set. Give --retain-messages, --retain-room-queries, --retain-connections or --retain-rooms (e.g. --retain-messages 30d).',
+    );
+    return 2;
+  }
+  const log = createLogger(config);
+  const store = openStore(config.databaseUrl);
+  try {
+    await store.migrate();
+    let periods: Config = config;
+    if (config.retainRooms !== undefined && !dryRun) {
+      // Only a server knows which rooms have members and which codes its cache still joins.
+      const holder = await store.readLease();
+      if (holder && holder.expiresMs > Date.now()) {
+        console.error(
+          `rooms: skipped: a server runs on this database (node ${holder.nodeId}); it forgets idle rooms itself when started with --retain-rooms`,
+        );
+        periods = { ...config, retainRooms: undefined };
+      }
+    }
+    const retention = new Retention(store, periods, log, undefined);
+    const now = Date.now();
+    const done: RetentionCounts = dryRun ? await retention.count(now) : await retention.pass(now);
+    const period: Record<keyof RetentionCounts, number | undefined> = {
+      messages: periods.retainMessages,
+      room_queries: periods.retainRoomQueries,
+      connections: periods.retainConnections,
+      rooms: periods.retainRooms,
+    };
+    for (const [table, ms] of Object.entries(period) as [keyof RetentionCounts, number | undefined][]) {
+      if (ms === undefined) continue;
+      const cutoff = cutoffOf(now, ms);
+      const what =
+        table === 'rooms'
+          ? `${done.rooms} idle since ${cutoff}`
+          : `${done[table]} ${table === 'connections' ? 'closed' : 'rows'} older than ${cutoff}`;
+      console.log(`${table}: ${what} ${dryRun ? 'would go' : 'deleted'}`);
+    }
+  } finally {
+    await store.close();
+  }
+  return 0;
 }
 
 main(process.argv.slice(2)).then(

@@ -26,6 +26,34 @@ const bool = z
   .union([z.boolean(), z.enum(['true', 'false', '1', '0'])], { error: 'expected true, false, 1 or 0' })
   .transform((v) => v === true || v === 'true' || v === '1');
 
+const DURATION_UNITS_MS: Record<string, number> = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** A duration such as `30d`, `12h`, `90m`, `45s` → milliseconds; empty → undefined (no limit). */
+export function parseDuration(text: string): number | undefined {
+  const t = text.trim();
+  if (t === '') return undefined;
+  const m = /^(\d+)\s*([smhd])$/i.exec(t);
+  if (!m || Number(m[1]) === 0) return Number.NaN;
+  return Number(m[1]) * DURATION_UNITS_MS[m[2]!.toLowerCase()]!;
+}
+
+const duration = () =>
+  z
+    .union([z.string(), z.number()])
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined) return undefined;
+      const ms = typeof v === 'number' ? v : parseDuration(v);
+      if (ms !== undefined && !(Number.isSafeInteger(ms) && ms > 0)) {
+        ctx.addIssue({
+          code: 'custom',
+          message: 'expected a duration such as 30d, 12h, 90m or 45s (a whole number and s, m, h or d)',
+        });
+        return z.NEVER;
+      }
+      return ms;
+    });
+
 export interface SettingSpec {
   /** Key in the parsed Config object. */
   key: string;
@@ -482,6 +510,45 @@ export const SETTINGS: SettingSpec[] = [
     shownDefault: '100000',
     description: 'How many known rooms and devices are cached in memory (0 = always ask the database).',
   },
+  {
+    key: 'retainMessages',
+    flag: 'retain-messages',
+    env: 'RETAIN_MESSAGES',
+    // Empty = keep forever, as the original server does: deleting the record is the operator's call.
+    schema: duration(),
+    shownDefault: '(keep forever)',
+    description:
+      'Delete messages older than this (a duration: 90s, 30m, 12h, 30d), in small batches off the hot path.',
+  },
+  {
+    key: 'retainRoomQueries',
+    flag: 'retain-room-queries',
+    env: 'RETAIN_ROOM_QUERIES',
+    // Keep forever by default, as the original.
+    schema: duration(),
+    shownDefault: '(keep forever)',
+    description: 'Delete room queries older than this (s, m, h or d, e.g. 30d).',
+  },
+  {
+    key: 'retainConnections',
+    flag: 'retain-connections',
+    env: 'RETAIN_CONNECTIONS',
+    // Keep forever by default, as the original.
+    schema: duration(),
+    shownDefault: '(keep forever)',
+    description:
+      'Delete connections closed longer ago than this (s, m, h or d, e.g. 30d); open connections stay.',
+  },
+  {
+    key: 'retainRooms',
+    flag: 'retain-rooms',
+    env: 'RETAIN_ROOMS',
+    // Keep forever by default, as the original: a room code joins for as long as the database lasts.
+    schema: duration(),
+    shownDefault: '(keep forever)',
+    description:
+      'Forget rooms with no member and no message or connection for this long (s, m, h or d, e.g. 90d): the room, its messages, connections and room queries are deleted and its code no longer joins.',
+  },
 ];
 
 const shape: Record<string, z.ZodType> = {};
@@ -532,4 +599,9 @@ export interface Config {
   dbTimeoutMs: number;
   leaseTtlMs: number;
   roomCacheSize: number;
+  /** Retention periods in ms; undefined = keep forever. */
+  retainMessages: number | undefined;
+  retainRoomQueries: number | undefined;
+  retainConnections: number | undefined;
+  retainRooms: number | undefined;
 }

@@ -40,6 +40,8 @@ export class Directory {
    */
   private readonly evictedRooms = new Map<string, number>();
   private readonly evictedDevices = new Map<string, number>();
+  /** Rooms retention is forgetting (forget-guard.ts): no hello finds them meanwhile. */
+  private readonly forgetting = new Set<string>();
 
   constructor(
     private readonly store: Store,
@@ -69,11 +71,27 @@ export class Directory {
   }
 
   async roomExists(roomId: string): Promise<boolean> {
+    if (this.forgetting.has(roomId)) return false;
     if (this.rooms.get(roomId)) return true;
     await this.settle(this.evictedRooms, roomId);
     const row = await this.store.getRoom(roomId);
-    if (row) this.rooms.set(roomId, { seq: undefined });
-    return row !== undefined;
+    if (!row || this.forgetting.has(roomId)) return false; // forgetting began during the read
+    this.rooms.set(roomId, { seq: undefined });
+    return true;
+  }
+
+  /**
+   * Retention is about to delete the room: it leaves the cache (its unused seq reservation is
+   * not given back: the row goes), and until endForget no hello finds it nor creates its code.
+   */
+  beginForget(roomId: string): void {
+    this.forgetting.add(roomId);
+    this.rooms.delete(roomId);
+  }
+
+  /** The room is deleted (the database no longer knows it), or stays after all. */
+  endForget(roomId: string): void {
+    this.forgetting.delete(roomId);
   }
 
   /**
@@ -81,6 +99,7 @@ export class Directory {
    * member waits for nothing more; false if the code is taken.
    */
   async createRoom(roomId: string, at: Timestamp, reserve: number): Promise<boolean> {
+    if (this.forgetting.has(roomId)) return false;
     if (!this.store.claimsRoomsByRead) {
       const created = await this.store.insertRoom(roomId, at, reserve);
       if (created) this.rooms.set(roomId, { seq: { last: 0, reserved: reserve } });

@@ -25,6 +25,11 @@ export class LruMap<K, V> {
     return value;
   }
 
+  /** Drops an entry without calling onEvict. */
+  delete(key: K): void {
+    this.map.delete(key);
+  }
+
   set(key: K, value: V): void {
     this.map.delete(key);
     if (this.capacity <= 0) {

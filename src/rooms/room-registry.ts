@@ -38,6 +38,11 @@ export class RoomRegistry {
     return this.memberCount;
   }
 
+  /** Whether the room is in memory (it has members) or entering it. */
+  inUse(roomId: string): boolean {
+    return this.rooms.has(roomId) || this.loading.has(roomId);
+  }
+
   get(roomId: string): Room | undefined {
     return this.rooms.get(roomId);
   }

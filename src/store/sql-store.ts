@@ -8,14 +8,7 @@
  * keyed by (room_id, seq), connections and room_queries by their server-assigned ids, devices are
  * upserted and a connection's close is an update.
  */
-import {
-  Kysely,
-  Migrator,
-  sql,
-  type CompiledQuery,
-  type InsertQueryBuilder,
-  type InsertResult,
-} from 'kysely';
+import { CompiledQuery, Kysely, Migrator, sql, type InsertQueryBuilder, type InsertResult } from 'kysely';
 import type { Database } from './schema.js';
 import {
   roomQueryId,
@@ -38,6 +31,8 @@ import { decodeEntries, encodeEntries, type EncodedRecords } from './record-queu
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { LeaseAttempt, LeaseClaimant, LeaseHolder } from './store.js';
 import type { WriterLeaseTable } from './schema.js';
+import type { RetainedTable } from './store.js';
+import { numbered, retentionSql, type RetentionStatement } from './retention-sql.js';
 
 /** Rows per multi-row INSERT: keeps every backend under its bound-parameter limit. */
 const ROWS_PER_INSERT = 500;
@@ -577,6 +572,55 @@ export class SqlStore implements Store {
       .where('name', '=', LEASE_ROW)
       .where('node_id', '=', nodeId)
       .execute();
+  }
+
+  async deleteOlderThan(table: RetainedTable, cutoff: Timestamp, limit: number): Promise<number> {
+    return this.runRetention(this.retention.deleteOld[table], cutoff, '', limit);
+  }
+
+  async countOlderThan(table: RetainedTable, cutoff: Timestamp): Promise<number> {
+    const [row] = await this.retentionRows(this.retention.countOld[table], cutoff, '', 0);
+    return Number(row?.n ?? 0);
+  }
+
+  async idleRooms(cutoff: Timestamp, afterRoomId: string, limit: number): Promise<string[]> {
+    const rows = await this.retentionRows(this.retention.idleRooms, cutoff, afterRoomId, limit);
+    return rows.map((r) => String(r.room_id));
+  }
+
+  async deleteRoomMessages(roomId: string, limit: number): Promise<number> {
+    return this.runRetention(this.retention.deleteRoomMessages, '', roomId, limit);
+  }
+
+  async forgetRoom(roomId: string, cutoff: Timestamp): Promise<boolean> {
+    const r = this.retention;
+    return this.db.transaction().execute(async (trx) => {
+      const run = (s: RetentionStatement) => trx.executeQuery(this.retentionQuery(s, cutoff, roomId, 0));
+      if ((await run(r.roomIdle)).rows.length === 0) return false;
+      for (const s of r.forget) await run(s);
+      return true;
+    });
+  }
+
+  private retentionStatements: ReturnType<typeof retentionSql> | undefined;
+
+  private get retention() {
+    return (this.retentionStatements ??= retentionSql(this.dialect));
+  }
+
+  private retentionQuery(s: RetentionStatement, cutoff: Timestamp, roomId: string, limit: number) {
+    const text = this.dialect === 'postgres' ? numbered(s.sql) : s.sql;
+    return CompiledQuery.raw(text, s.params(cutoff && this.toDb(cutoff), roomId, limit));
+  }
+
+  private async retentionRows(s: RetentionStatement, cutoff: Timestamp, roomId: string, limit: number) {
+    const result = await this.db.executeQuery(this.retentionQuery(s, cutoff, roomId, limit));
+    return result.rows as Record<string, unknown>[];
+  }
+
+  private async runRetention(s: RetentionStatement, cutoff: Timestamp, roomId: string, limit: number) {
+    const result = await this.db.executeQuery(this.retentionQuery(s, cutoff, roomId, limit));
+    return Number(result.numAffectedRows ?? 0n);
   }
 
   async readLease(): Promise<LeaseHolder | undefined> {

@@ -11,7 +11,15 @@ import { Kysely, SqliteDialect } from 'kysely';
 import type { Config } from '../config/schema.js';
 import type { Database, DevicesTable } from './schema.js';
 import { SqlStore } from './sql-store.js';
-import type { DeviceRow, RecordConflict, RecordEntry, RoomRow, RoomSeq, Timestamp } from './store.js';
+import type {
+  DeviceRow,
+  RecordConflict,
+  RecordEntry,
+  RetainedTable,
+  RoomRow,
+  RoomSeq,
+  Timestamp,
+} from './store.js';
 import { configure, sqliteWrites, type SqliteWrites } from './sqlite-batch.js';
 import { WriterThread } from './writer-thread.js';
 import { encodeEntries, type EncodedRecords } from './record-queue.js';
@@ -134,6 +142,56 @@ export class SqliteStore extends SqlStore {
   override async closeOpenConnections(at: Timestamp): Promise<number> {
     if (this.thread) return this.thread.request({ op: 'closeOpenConnections', at });
     return this.inline().closeOpenConnections(at);
+  }
+
+  // Retention runs on the writer thread of a file database, between batches: on this connection
+  // its deletes would wait for no lock (busy timeout 0) and would stall the event loop.
+  override async deleteOlderThan(table: RetainedTable, cutoff: Timestamp, limit: number): Promise<number> {
+    if (!this.thread) return super.deleteOlderThan(table, cutoff, limit);
+    return this.thread.request({ op: 'retention', call: 'deleteOld', table, cutoff, roomId: '', limit });
+  }
+
+  override async countOlderThan(table: RetainedTable, cutoff: Timestamp): Promise<number> {
+    if (!this.thread) return super.countOlderThan(table, cutoff);
+    return this.thread.request({ op: 'retention', call: 'countOld', table, cutoff, roomId: '', limit: 0 });
+  }
+
+  override async idleRooms(cutoff: Timestamp, afterRoomId: string, limit: number): Promise<string[]> {
+    if (!this.thread) return super.idleRooms(cutoff, afterRoomId, limit);
+    const answer = await this.thread.ask({
+      op: 'retention',
+      call: 'idleRooms',
+      table: 'messages',
+      cutoff,
+      roomId: afterRoomId,
+      limit,
+    });
+    return answer.rooms ?? [];
+  }
+
+  override async deleteRoomMessages(roomId: string, limit: number): Promise<number> {
+    if (!this.thread) return super.deleteRoomMessages(roomId, limit);
+    return this.thread.request({
+      op: 'retention',
+      call: 'deleteRoomMessages',
+      table: 'messages',
+      cutoff: '',
+      roomId,
+      limit,
+    });
+  }
+
+  override async forgetRoom(roomId: string, cutoff: Timestamp): Promise<boolean> {
+    if (!this.thread) return super.forgetRoom(roomId, cutoff);
+    const forgotten = await this.thread.request({
+      op: 'retention',
+      call: 'forgetRoom',
+      table: 'messages',
+      cutoff,
+      roomId,
+      limit: 0,
+    });
+    return forgotten === 1;
   }
 
   override async close(): Promise<void> {

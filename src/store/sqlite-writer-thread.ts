@@ -11,6 +11,7 @@ import { configure, sqliteWrites } from './sqlite-batch.js';
 import type { WriterRequest, WriterResponse } from './writer-thread-protocol.js';
 import type { SqliteWriterOptions } from './sqlite-store.js';
 import { Pacer } from './pacer.js';
+import { sqliteRetention } from './sqlite-retention.js';
 
 const { path, nice, sliceMs, interrupt } = workerData as SqliteWriterOptions & {
   path: string;
@@ -32,6 +33,7 @@ db.pragma('busy_timeout = 0');
 db.pragma('foreign_keys = OFF');
 const pacer = sliceMs > 0 ? new Pacer(sliceMs) : undefined;
 const writes = sqliteWrites(db, pacer?.pace);
+const retention = sqliteRetention(db);
 const port = parentPort!;
 
 port.on('message', (req: WriterRequest) => {
@@ -56,6 +58,12 @@ port.on('message', (req: WriterRequest) => {
       case 'closeOpenConnections':
         res = { id: req.id, ok: true, value: untilFree(() => writes.closeOpenConnections(req.at)) };
         break;
+      case 'retention': {
+        // Between two batches, like a batch: each statement is short (a limited delete).
+        const { value, rooms } = untilFree(() => retention(req));
+        res = { id: req.id, ok: true, value, ...(rooms && { rooms }) };
+        break;
+      }
       case 'ready':
         res = { id: req.id, ok: true, value: 0 };
         break;

@@ -171,7 +171,30 @@ export interface Store {
   releaseLease(nodeId: string): Promise<void>;
   /** Who holds the writer lease now, if anyone. */
   readLease(): Promise<LeaseHolder | undefined>;
+  /**
+   * Retention (retention.ts): deletes at most `limit` rows of `table` older than `cutoff` (for
+   * connections: closed before it; open ones stay), in one short statement; returns how many.
+   */
+  deleteOlderThan(table: RetainedTable, cutoff: Timestamp, limit: number): Promise<number>;
+  /** How many rows deleteOlderThan would delete in all. */
+  countOlderThan(table: RetainedTable, cutoff: Timestamp): Promise<number>;
+  /**
+   * Up to `limit` rooms, in code order after `afterRoomId`, created before `cutoff` with no
+   * message, connection (open, or closed since) or room query since then.
+   */
+  idleRooms(cutoff: Timestamp, afterRoomId: string, limit: number): Promise<string[]>;
+  /** Deletes at most `limit` messages of a room; returns how many. */
+  deleteRoomMessages(roomId: string, limit: number): Promise<number>;
+  /**
+   * In one transaction, if the room is still idle since `cutoff`: deletes its messages,
+   * connections and room queries, clears it as devices' last room, deletes its row. False if
+   * it was not idle (or is gone).
+   */
+  forgetRoom(roomId: string, cutoff: Timestamp): Promise<boolean>;
 }
+
+/** The tables retention deletes old rows from, by their time column. */
+export type RetainedTable = 'messages' | 'room_queries' | 'connections';
 
 /** A server asking for the writer lease. */
 export interface LeaseClaimant {

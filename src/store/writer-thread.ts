@@ -13,12 +13,13 @@ import type { EncodedRecords } from './record-queue.js';
 import type { WriterRequest, WriterResponse } from './writer-thread-protocol.js';
 import type { RecordConflict } from './store.js';
 
+type Answer = { value: number; conflicts?: RecordConflict[]; rooms?: string[] };
 type Pending = {
-  resolve: (res: { value: number; conflicts?: RecordConflict[] }) => void;
+  resolve: (res: Answer) => void;
   reject: (err: Error) => void;
 };
 type Request = WriterRequest extends infer R
-  ? R extends { id: number; op: 'insertRoom' | 'closeOpenConnections' | 'ready' | 'close' }
+  ? R extends { id: number; op: 'insertRoom' | 'closeOpenConnections' | 'retention' | 'ready' | 'close' }
     ? Omit<R, 'id'>
     : never
   : never;
@@ -45,10 +46,15 @@ export class WriterThread {
   ) {}
 
   request(req: Request): Promise<number> {
+    return this.ask(req).then((res) => res.value);
+  }
+
+  /** The same, with the whole answer (the room codes of a retention query among it). */
+  ask(req: Request): Promise<Answer> {
     const worker = (this.worker ??= this.spawn());
     const { id, answer } = this.expect(worker);
     worker.postMessage({ ...req, id } as WriterRequest);
-    return answer.then((res) => res.value);
+    return answer;
   }
 
   /**
@@ -68,16 +74,11 @@ export class WriterThread {
   }
 
   /** Registers a request id whose answer the thread owes. */
-  private expect(worker: Worker): {
-    id: number;
-    answer: Promise<{ value: number; conflicts?: RecordConflict[] }>;
-  } {
+  private expect(worker: Worker): { id: number; answer: Promise<Answer> } {
     const id = this.nextId++;
     // Referenced only while it owes an answer: an idle writer does not keep the process alive.
     if (this.pending.size === 0) worker.ref();
-    const answer = new Promise<{ value: number; conflicts?: RecordConflict[] }>((resolve, reject) =>
-      this.pending.set(id, { resolve, reject }),
-    );
+    const answer = new Promise<Answer>((resolve, reject) => this.pending.set(id, { resolve, reject }));
     return { id, answer };
   }
 

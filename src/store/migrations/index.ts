@@ -9,6 +9,7 @@ import { messageSenderIdentity } from './0002-message-sender-identity.js';
 import { messagesWithoutForeignKeys } from './0003-messages-without-foreign-keys.js';
 import { writerLease } from './0004-writer-lease.js';
 import { roomSeqReserved } from './0005-room-seq-reserved.js';
+import { retentionIndexes } from './0006-retention-indexes.js';
 
 /** Name → migration, in order. Names sort lexically, as Kysely's Migrator requires. */
 export function migrations(dialect: Dialect): Record<string, Migration> {
@@ -18,5 +19,6 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
     '0003-messages-without-foreign-keys': messagesWithoutForeignKeys(dialect),
     '0004-writer-lease': writerLease(dialect),
     '0005-room-seq-reserved': roomSeqReserved(dialect),
+    '0006-retention-indexes': retentionIndexes(dialect),
   };
 }
