@@ -8,6 +8,8 @@
  *                  behind (reading from clients paused for the database to catch up), or
  *                  shutting down. Both say `database: up | down` and how many records wait to be
  *                  written (`pending`, of which `spooled` are in the spool file).
+ *   GET /metrics → Prometheus text (src/metrics), unless --metrics-port serves it apart: then
+ *                  404 here, and that port serves /metrics alone (createMetricsHandler).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
@@ -18,6 +20,8 @@ export interface HealthSource {
   records(): RecordsHealth;
   stopping(): boolean;
   status(): Record<string, unknown>;
+  /** Serves /metrics; absent when --metrics-port serves it apart (then 404 here). */
+  metrics?: MetricsSource;
 }
 
 export interface RecordsHealth {
@@ -27,6 +31,12 @@ export interface RecordsHealth {
   writes: 'ok' | 'slow' | 'behind' | 'failing' | 'stuck';
   /** The last database or spool error while writes are not ok. */
   problem?: string;
+}
+
+/** What serves /metrics: ServerMetrics. */
+export interface MetricsSource {
+  readonly contentType: string;
+  text(): Promise<string>;
 }
 
 export function createHttpHandler(health: HealthSource) {
@@ -57,6 +67,9 @@ export function createHttpHandler(health: HealthSource) {
             }),
         );
         return;
+      case '/metrics':
+        if (!health.metrics) return json(res, 404, { error: 'not found' });
+        return serveMetrics(res, health.metrics);
       case '/':
         return json(res, 200, {
           ...health.status(),
@@ -66,6 +79,25 @@ export function createHttpHandler(health: HealthSource) {
         return json(res, 404, { error: 'not found' });
     }
   };
+}
+
+/** The handler of --metrics-port: /metrics, and nothing else. */
+export function createMetricsHandler(metrics: MetricsSource) {
+  return (req: IncomingMessage, res: ServerResponse): void => {
+    if (req.method !== 'GET' && req.method !== 'HEAD') return json(res, 405, { error: 'method not allowed' });
+    if ((req.url ?? '/').split('?')[0] !== '/metrics') return json(res, 404, { error: 'not found' });
+    serveMetrics(res, metrics);
+  };
+}
+
+function serveMetrics(res: ServerResponse, metrics: MetricsSource): void {
+  metrics.text().then(
+    (text) => {
+      res.writeHead(200, { 'content-type': metrics.contentType, 'content-length': Buffer.byteLength(text) });
+      res.end(text);
+    },
+    (err: unknown) => json(res, 500, { error: (err as Error)?.message ?? String(err) }),
+  );
 }
 
 function json(res: ServerResponse, status: number, body: unknown): void {

@@ -307,6 +307,16 @@ export function decodeEntries(records: EncodedRecords): RecordEntry[] {
   return out;
 }
 
+/** How many of the batch's records are messages (read from their tags: nothing is decoded). */
+export function countMessages(records: EncodedRecords): number {
+  let messages = 0;
+  for (const part of records.parts) {
+    const b = Buffer.from(part.buffer, part.start, part.end - part.start);
+    for (let o = 0; o < b.length; o = skip(b, o, 1)) if (b[o] === MESSAGE) messages++;
+  }
+  return messages;
+}
+
 /** `beforeEach`, if given, is called before each record is visited (the SQLite writer paces itself there). */
 export function visitRecords(records: EncodedRecords, v: RecordVisitor, beforeEach?: () => void): void {
   for (const part of records.parts) {
