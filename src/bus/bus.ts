@@ -19,11 +19,6 @@ export interface RoomMessage {
   fromDeviceId: string;
   fromIdentity: string;
   sentAt: string;
-  /**
-   * performance.now() when this process accepted it, for the delivery time (a node that gets it
-   * from another over a cluster bus has a different clock: it must set its own).
-   */
-  acceptedAt: number;
   /** Target device of a directed message (`send`); null for a broadcast. */
   to: string | null;
   /**

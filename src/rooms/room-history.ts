@@ -64,7 +64,6 @@ function fromRow(roomId: string, row: MessageRow): RoomMessage {
     fromDeviceId: row.fromDeviceId,
     fromIdentity: row.fromIdentity,
     sentAt: row.sentAt,
-    acceptedAt: 0, // replayed to one client: never delivered to a room again
     to: row.toDeviceId,
     payload: Buffer.from(row.content),
     text: row.content,

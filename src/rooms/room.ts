@@ -93,7 +93,7 @@ export class Room {
         recipients++;
       }
     }
-    this.traffic.messageDelivered(recipients, message.acceptedAt);
+    this.traffic.messageDelivered(recipients);
   };
 
   /** Whether a device has a connection here. */

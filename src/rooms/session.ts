@@ -526,7 +526,6 @@ export class Session implements Member {
       fromDeviceId: this.deviceId,
       fromIdentity: this.identity,
       sentAt: now,
-      acceptedAt: performance.now(),
       to,
       payload,
       text,

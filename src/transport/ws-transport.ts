@@ -251,7 +251,7 @@ export class WsTransport {
     this.live.set(ws, conn);
     this.log.debug({ conn: session.id, ip, path: pathForLog(req.url) }, 'connected');
     ws.on('message', (data: Buffer, isBinary) => {
-      traffic.bytesReceived(data.length);
+      traffic.frameRead(data.length);
       frameStarts(ws);
       try {
         session.onFrame(data, isBinary);
@@ -266,6 +266,7 @@ export class WsTransport {
         }
       } finally {
         frameEnds();
+        traffic.frameDone();
       }
     });
     ws.on('pong', () => {
