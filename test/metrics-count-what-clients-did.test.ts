@@ -138,3 +138,38 @@ describe('GET /metrics', () => {
     assert.equal(Number(rows[0]!.n), 32);
   });
 });
+
+describe('GET /metrics, refusals before a room', () => {
+  const srv = useServer({ maxConnectionsPerIp: 1, limitLoopback: true, helloTimeoutMs: 300 });
+
+  it('counts a connection refused for its address and a hello that never came', async () => {
+    const url = `http://127.0.0.1:${srv.port}/metrics`;
+    const before = await scrape(url);
+    // A holds this address's one connection and says nothing; B is refused at once.
+    const a = await TestClient.connect(srv.url);
+    const b = new TestClient(srv.url);
+    assert.equal((await b.next()).code, 'too_many_connections');
+    assert.equal((await b.closed).code, 4029);
+    assert.equal((await a.next()).code, 'hello_timeout');
+    assert.equal((await a.closed).code, 4008);
+    const after = await waitFor('the server to see both closes', async () => {
+      const s = await scrape(url);
+      return s.value('websocket_active_connections') === 0 && s;
+    });
+    const moved = (name: string, labels?: Record<string, string>) => after.since(before, name, labels);
+    assert.equal(moved('room_manager_handshakes_total', { outcome: 'too_many_connections' }), 1);
+    assert.equal(moved('room_manager_handshakes_total', { outcome: 'hello_timeout' }), 1);
+    assert.equal(moved('room_manager_handshake_seconds_count'), 2);
+    assert.equal(moved('room_manager_errors_total', { code: 'too_many_connections' }), 1);
+    assert.equal(moved('room_manager_errors_total', { code: 'hello_timeout' }), 1);
+    assert.equal(moved('room_manager_closes_total', { code: '4029' }), 1);
+    assert.equal(moved('room_manager_closes_total', { code: '4008' }), 1);
+    const received = [...a.received, ...b.received];
+    assert.equal(
+      moved('room_manager_bytes_sent_total'),
+      received.reduce((n, t) => n + Buffer.byteLength(t), 0),
+    );
+    assert.equal(moved('room_manager_bytes_received_total'), 0);
+    assert.equal(moved('room_manager_messages_received_total'), 0);
+  });
+});
