@@ -8,9 +8,8 @@
  * (TrafficSink); they are copied into prom-client's counters at the scrape, since prom-client's
  * inc() and observe() make objects on every call.
  *
- * The delivery time is measured on one frame in DELIVERY_SAMPLE: reading the clock makes a heap
- * number (performance.now() and Date.now() alike), two per timed message, and the hot path makes
- * none for the metrics.
+ * The delivery time is measured on one frame in DELIVERY_SAMPLE only: each clock read makes a
+ * heap number (performance.now() and Date.now() alike), and a timed message needs two.
  */
 import {
   Counter,
