@@ -15,8 +15,9 @@ import { createPortServer, loadTls } from './auth/tls.js';
 import { JwtVerifier } from './auth/token-verifier.js';
 import { IpLimits } from './limits/ip-limits.js';
 import type { Bus } from './bus/bus.js';
-import { createHttpHandler } from './http/http-handler.js';
+import { createHttpHandler, createMetricsHandler } from './http/http-handler.js';
 import { createLogger } from './log/logger.js';
+import { ServerMetrics } from './metrics/server-metrics.js';
 import { connectionFrame } from './protocol/encode.js';
 import { Directory } from './rooms/directory.js';
 import { Lobby } from './rooms/lobby.js';
@@ -63,6 +64,8 @@ export class RoomServer {
   private ipLimits: IpLimits | undefined;
   private bus: Bus | undefined;
   private http: HttpServer | undefined;
+  /** The --metrics-port listener, when /metrics is served apart. */
+  private metricsHttp: HttpServer | undefined;
   private transport: WsTransport | undefined;
   private statusTimer: NodeJS.Timeout | undefined;
   private retention: Retention | undefined;
@@ -89,7 +92,7 @@ export class RoomServer {
    * holds it), writes what an earlier process left in the spool, closes connections a crash left
    * open, then listens.
    */
-  async start(): Promise<{ port: number; url: string }> {
+  async start(): Promise<{ port: number; url: string; metricsPort: number | undefined }> {
     const { config, log } = this;
     // Certificate and key files first: one that is missing or unusable stops the start with a
     // message naming its setting, before the database is touched.
@@ -140,12 +143,23 @@ export class RoomServer {
     if (closed) log.warn({ connections: closed }, 'closed connections left open by an earlier crash');
     writer.roomQueryIds.raise(await store.maxRoomQueryId());
 
+    const metrics = new ServerMetrics({
+      connections: () => this.transport?.size ?? 0,
+      rooms: () => this.registry?.roomCount ?? 0,
+      membersByLevel: () => this.registry?.membersByLevel() ?? [0, 0],
+      recordsPending: () => writer.pending,
+      recordsSpooled: () => writer.spooled,
+      databaseUp: () => !writer.databaseFailing,
+    });
+    writer.onBatchWritten(metrics.batchWritten);
+
     const directory = (this.directory = new Directory(store, writer, config.roomCacheSize));
     const bus = (this.bus = new LocalBus());
     const registry = (this.registry = new RoomRegistry(directory, bus, new SeqReservations(writer), {
       sameDevice: config.sameDevice,
       historyWindow: config.historyWindow,
       maxRoomMembers: config.maxRoomMembers,
+      traffic: metrics,
     }));
     const ipLimits = (this.ipLimits = new IpLimits(config));
     const connectionIds = new ServerIds(await store.maxConnectionId());
@@ -163,6 +177,7 @@ export class RoomServer {
         }),
         stopping: () => this.stopping,
         status: () => this.status(),
+        metrics: config.metricsPort === undefined ? metrics : undefined,
       }),
     ));
     this.transport = new WsTransport(
@@ -184,6 +199,7 @@ export class RoomServer {
         rateLimitPerSecond: config.rateLimitPerSecond,
         rateLimitBurst: config.rateLimitBurst,
         tokens,
+        traffic: metrics,
       },
       new ClientIpResolver(config.trustedProxies),
       log,
@@ -208,10 +224,15 @@ export class RoomServer {
     });
     const port = (http.address() as AddressInfo).port;
     const url = `${tls ? 'wss' : 'ws'}://${urlHost(config.host)}:${port}`;
+    const metricsPort =
+      config.metricsPort === undefined
+        ? undefined
+        : await this.listenMetrics(createPortServer(tls, createMetricsHandler(metrics)), config.metricsPort);
     log.info(
       {
         url,
         port,
+        ...(metricsPort !== undefined && { metricsPort }),
         node: this.nodeId,
         database: redactUrl(config.databaseUrl),
         version: VERSION,
@@ -230,7 +251,20 @@ export class RoomServer {
       this.statusTimer = setInterval(() => log.info(this.status(), 'status'), config.statusIntervalMs);
       this.statusTimer.unref();
     }
-    return { port, url };
+    return { port, url, metricsPort };
+  }
+
+  /** Listens on --metrics-port (same --host); resolves with the port. */
+  private async listenMetrics(server: HttpServer, port: number): Promise<number> {
+    this.metricsHttp = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, this.config.host || undefined, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    return (server.address() as AddressInfo).port;
   }
 
   /** The spool file of this server's database (records waiting on local disk, if any). */
@@ -308,6 +342,8 @@ export class RoomServer {
     const closedHttp = http ? new Promise<void>((r) => http.close(() => r())) : Promise.resolve();
     await this.transport?.drain(drainMs);
     this.stopping = 'stopping';
+    // Scraped through the drain; closed with the rest.
+    this.metricsHttp?.close().closeAllConnections();
     // Everything below fits in the shutdown timeout: past it, what is not written is spooled.
     const deadline = Date.now() + this.config.shutdownTimeoutMs;
     await this.transport?.shutdown(Math.min(SHUTDOWN_GRACE_MS, this.config.shutdownTimeoutMs / 4));

@@ -91,6 +91,17 @@ export const SETTINGS: SettingSpec[] = [
     description: 'Address to listen on.',
   },
   {
+    key: 'metricsPort',
+    flag: 'metrics-port',
+    env: 'METRICS_PORT',
+    // Unset: /metrics on the server's port, nothing more to open. A port of its own lets the
+    // public port stay without it (the firewall or the load balancer lets only Prometheus in).
+    schema: int(0, 65535).optional(),
+    shownDefault: '(the server port)',
+    description:
+      'TCP port that serves /metrics (Prometheus) instead of the server port, on the same --host (0 = any free port, logged at start). Unset: /metrics is served on the server port.',
+  },
+  {
     key: 'databaseUrl',
     flag: 'database-url',
     env: 'DATABASE_URL',
@@ -559,6 +570,7 @@ export const ConfigSchema = z.object(shape).strict() as unknown as z.ZodType<Con
 export interface Config {
   port: number;
   host: string;
+  metricsPort: number | undefined;
   databaseUrl: string;
   trustedProxies: string[];
   allowedOrigins: string[];

@@ -9,6 +9,8 @@
  *                  stopping (`status: draining` while clients are closed in batches, then
  *                  `stopping`). Both say `database: up | down` and how many records wait to be
  *                  written (`pending`, of which `spooled` are in the spool file).
+ *   GET /metrics → Prometheus text (src/metrics), unless --metrics-port serves it apart: then
+ *                  404 here, and that port serves /metrics alone (createMetricsHandler).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
@@ -20,6 +22,8 @@ export interface HealthSource {
   /** While a stop closes clients in batches: `draining`; after: `stopping`. */
   stopping(): false | 'draining' | 'stopping';
   status(): Record<string, unknown>;
+  /** Serves /metrics; absent when --metrics-port serves it apart (then 404 here). */
+  metrics?: MetricsSource;
 }
 
 export interface RecordsHealth {
@@ -29,6 +33,12 @@ export interface RecordsHealth {
   writes: 'ok' | 'slow' | 'behind' | 'failing' | 'stuck';
   /** The last database or spool error while writes are not ok. */
   problem?: string;
+}
+
+/** What serves /metrics: ServerMetrics. */
+export interface MetricsSource {
+  readonly contentType: string;
+  text(): Promise<string>;
 }
 
 export function createHttpHandler(health: HealthSource) {
@@ -63,6 +73,9 @@ export function createHttpHandler(health: HealthSource) {
             }),
         );
         return;
+      case '/metrics':
+        if (!health.metrics) return json(res, 404, { error: 'not found' });
+        return serveMetrics(res, health.metrics);
       case '/':
         return json(res, 200, {
           ...health.status(),
@@ -72,6 +85,25 @@ export function createHttpHandler(health: HealthSource) {
         return json(res, 404, { error: 'not found' });
     }
   };
+}
+
+/** The handler of --metrics-port: /metrics, and nothing else. */
+export function createMetricsHandler(metrics: MetricsSource) {
+  return (req: IncomingMessage, res: ServerResponse): void => {
+    if (req.method !== 'GET' && req.method !== 'HEAD') return json(res, 405, { error: 'method not allowed' });
+    if ((req.url ?? '/').split('?')[0] !== '/metrics') return json(res, 404, { error: 'not found' });
+    serveMetrics(res, metrics);
+  };
+}
+
+function serveMetrics(res: ServerResponse, metrics: MetricsSource): void {
+  metrics.text().then(
+    (text) => {
+      res.writeHead(200, { 'content-type': metrics.contentType, 'content-length': Buffer.byteLength(text) });
+      res.end(text);
+    },
+    (err: unknown) => json(res, 500, { error: (err as Error)?.message ?? String(err) }),
+  );
 }
 
 function json(res: ServerResponse, status: number, body: unknown): void {

@@ -7,6 +7,7 @@ import type { Bus } from '../bus/bus.js';
 import type { Directory } from './directory.js';
 import { Room, type Member } from './room.js';
 import type { SeqReservations } from './seq-reservations.js';
+import type { TrafficSink } from './traffic.js';
 
 export interface RoomRegistryOptions {
   /** A second connection of a device in the same room: replace the older one, or allow both. */
@@ -15,6 +16,8 @@ export interface RoomRegistryOptions {
   historyWindow: number;
   /** Most connections in a room; 0 = no limit. */
   maxRoomMembers: number;
+  /** Where rooms report their deliveries (the metrics). */
+  traffic: TrafficSink;
 }
 
 export class RoomRegistry {
@@ -41,6 +44,19 @@ export class RoomRegistry {
   /** Whether the room is in memory (it has members) or entering it. */
   inUse(roomId: string): boolean {
     return this.rooms.has(roomId) || this.loading.has(roomId);
+  }
+
+  /** Members at protocol Level 1 and Level 2 (counted when asked: for the metrics' scrape). */
+  membersByLevel(): [level1: number, level2: number] {
+    let level1 = 0;
+    let level2 = 0;
+    for (const room of this.rooms.values()) {
+      for (const member of room.members.values()) {
+        if (member.level === 2) level2++;
+        else level1++;
+      }
+    }
+    return [level1, level2];
   }
 
   get(roomId: string): Room | undefined {
@@ -107,7 +123,7 @@ export class RoomRegistry {
         .roomStart(roomId)
         .then(async ({ last, reserved }) => {
           if (this.rooms.has(roomId)) return;
-          const room = new Room(roomId, last, reserved, this.options.historyWindow);
+          const room = new Room(roomId, last, reserved, this.options.historyWindow, this.options.traffic);
           try {
             await this.seqs.ready(room);
           } catch (err) {

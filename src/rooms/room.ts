@@ -3,6 +3,7 @@ import type { RoomMessage } from '../bus/bus.js';
 import { memberEventFrame, type MemberInfo } from '../protocol/encode.js';
 import { MessageWindow } from './message-window.js';
 import { SEQ_BLOCK } from './seq-reservations.js';
+import type { TrafficSink } from './traffic.js';
 
 /** Messages a room holds while it waits for seqs; past it they are refused (unavailable). */
 const MAX_HELD = 10_000;
@@ -53,6 +54,7 @@ export class Room {
     /** The durable reservation it comes with (0: none). */
     reserved: number,
     private readonly windowSize: number,
+    private readonly traffic: TrafficSink,
   ) {
     this.seq = lastSeq;
     this.seqLimit = Math.max(reserved, lastSeq);
@@ -84,9 +86,14 @@ export class Room {
   readonly deliver = (message: RoomMessage): void => {
     this.window?.push(message);
     const to = message.to;
+    let recipients = 0;
     for (const member of this.members.values()) {
-      if (member.id !== message.senderId && (to === null || member.deviceId === to)) member.deliver(message);
+      if (member.id !== message.senderId && (to === null || member.deviceId === to)) {
+        member.deliver(message);
+        recipients++;
+      }
     }
+    this.traffic.messageDelivered(recipients);
   };
 
   /** Whether a device has a connection here. */

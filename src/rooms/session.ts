@@ -39,6 +39,7 @@ import type { IpLimits } from '../limits/ip-limits.js';
 import { TokenBucket } from '../limits/token-bucket.js';
 import type { RoomHistory } from './room-history.js';
 import type { RoomRegistry } from './room-registry.js';
+import type { TrafficSink } from './traffic.js';
 
 /** What a session needs of its socket. */
 export interface SessionSocket {
@@ -77,6 +78,8 @@ export interface SessionContext {
   /** Token bucket of every connection: messages per second after the hello, and the burst. */
   rateLimitPerSecond: number;
   rateLimitBurst: number;
+  /** Where sessions report what they did (the metrics). */
+  traffic: TrafficSink;
 }
 
 /** `history` without a limit returns this many messages (PROTOCOL.md); more than the cap is cut. */
@@ -118,6 +121,8 @@ export class Session implements Member {
   private policy: RoomPolicy | undefined;
   private expiry: ExpiryTimer | undefined;
   private readonly openedAt = Date.now();
+  /** performance.now() at the upgrade, until the first room assignment ends (then -1). */
+  private handshakeFrom = performance.now();
 
   constructor(
     private readonly ctx: SessionContext,
@@ -174,7 +179,8 @@ export class Session implements Member {
     }
     if (now - this.refusalToldAt >= 1000) {
       this.refusalToldAt = now;
-      this.socket.sendText(
+      this.sendError(
+        ErrorCode.RateLimited,
         errorFrame(
           ErrorCode.RateLimited,
           `More than ${this.ctx.rateLimitPerSecond} messages per second: message refused`,
@@ -238,7 +244,8 @@ export class Session implements Member {
     const result = parseHello(frameText(data, isBinary));
     if (!result.ok) {
       this.ctx.log.info({ conn: this.id, ip: this.clientIp, code: result.error.code }, 'hello rejected');
-      this.socket.sendText(protocolErrorFrame(result.error));
+      this.sendError(result.error.code, protocolErrorFrame(result.error));
+      this.handshakeEnded(result.error.code);
       return this.end(result.error.close, result.error.code);
     }
     this.state = 'assigning';
@@ -369,6 +376,7 @@ export class Session implements Member {
       }
     }
     this.socket.sendText(roomFrame(room.id, status, level2));
+    this.handshakeEnded(status);
     if (this.held) {
       // A replay can be far larger than the slow-consumer bound: it is written as the client
       // reads it (live messages wait in `held`, the client's frames in `early`).
@@ -475,13 +483,16 @@ export class Session implements Member {
   /** A room frame's text and object (one parse), or undefined after answering why not. */
   private parseFrame(data: Buffer, isBinary: boolean): { text: string; message: JsonObject } | undefined {
     if (data.length > this.ctx.maxFrameBytes) {
-      this.socket.sendText(errorFrame(ErrorCode.PayloadTooLarge, this.tooLargeText(data.length)));
+      this.sendError(
+        ErrorCode.PayloadTooLarge,
+        errorFrame(ErrorCode.PayloadTooLarge, this.tooLargeText(data.length)),
+      );
       return undefined;
     }
     const text = frameText(data, isBinary);
     const message = parseObject(text);
     if (!message) {
-      this.socket.sendText(INVALID_JSON_FRAME);
+      this.sendError(ErrorCode.InvalidJson, INVALID_JSON_FRAME);
       return undefined;
     }
     return { text: text!, message };
@@ -539,6 +550,7 @@ export class Session implements Member {
     // The record's content is the text's UTF-8, which is `payload` byte for byte.
     const { fromDeviceId, fromIdentity, to, payload, sentAt } = message;
     writer.appendMessage(room.id, seq, fromDeviceId, fromIdentity, to, payload, sentAt);
+    this.ctx.traffic.messageReceived();
     this.ctx.bus.publish(message);
     if (ackId !== undefined) {
       const socket = this.socket;
@@ -690,7 +702,20 @@ export class Session implements Member {
 
   /** An error frame that leaves the connection open (with the ack_id it answers, if any). */
   private error(code: ErrorCode, message: string, ackId: unknown): void {
-    this.socket.sendText(errorFrame(code, message, ackId));
+    this.sendError(code, errorFrame(code, message, ackId));
+  }
+
+  /** The one place a session sends an error frame (`frame`, made with `code`). */
+  private sendError(code: ErrorCode, frame: string): void {
+    this.ctx.traffic.errorSent(code);
+    this.socket.sendText(frame);
+  }
+
+  /** The first room assignment ended: the room reply's status, or the refusal's code. Once. */
+  private handshakeEnded(outcome: string): void {
+    if (this.handshakeFrom < 0) return;
+    this.ctx.traffic.handshakeEnded(outcome, (performance.now() - this.handshakeFrom) / 1000);
+    this.handshakeFrom = -1;
   }
 
   /** Frames that arrived while the room was being assigned, in order. */
@@ -708,7 +733,8 @@ export class Session implements Member {
 
   private fail(code: ErrorCode, message: string, close: number): void {
     if (this.state === 'closed') return;
-    this.socket.sendText(errorFrame(code, message));
+    this.sendError(code, errorFrame(code, message));
+    this.handshakeEnded(code);
     this.end(close, code);
   }
 
@@ -721,6 +747,9 @@ export class Session implements Member {
     this.expiry?.cancel();
     this.early = [];
     this.leaveCurrent();
+    // Gone before a room was assigned: the client left, or the server is shutting down.
+    this.handshakeEnded('closed');
+    this.ctx.traffic.closed(code);
     this.ctx.log.debug(
       {
         conn: this.id,

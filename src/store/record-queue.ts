@@ -307,6 +307,16 @@ export function decodeEntries(records: EncodedRecords): RecordEntry[] {
   return out;
 }
 
+/** How many of the batch's records are messages (read from their tags: nothing is decoded). */
+export function countMessages(records: EncodedRecords): number {
+  let messages = 0;
+  for (const part of records.parts) {
+    const b = Buffer.from(part.buffer, part.start, part.end - part.start);
+    for (let o = 0; o < b.length; o = skip(b, o, 1)) if (b[o] === MESSAGE) messages++;
+  }
+  return messages;
+}
+
 /** `beforeEach`, if given, is called before each record is visited (the SQLite writer paces itself there). */
 export function visitRecords(records: EncodedRecords, v: RecordVisitor, beforeEach?: () => void): void {
   for (const part of records.parts) {
@@ -423,45 +433,45 @@ function bound(e: Exclude<RecordEntry, { kind: 'message' }>): number {
 
 /** The offset just past the `n` records that start at `o`. */
 function skip(b: Buffer, o: number, n: number): number {
-  const strings = (count: number) => {
-    for (let i = 0; i < count; i++) {
-      const len = b.readUInt32LE(o);
-      o += 4 + (len === NULL ? 0 : len);
-    }
-  };
   for (let i = 0; i < n; i++) {
     switch (b[o++]) {
       case MESSAGE:
-        strings(1);
-        o += 8;
-        strings(5);
+        o = skipStrings(b, o, 1) + 8;
+        o = skipStrings(b, o, 5);
         break;
       case DEVICE:
-        strings(4);
+        o = skipStrings(b, o, 4);
         break;
       case CONNECTION_OPEN:
-        o += 8;
-        strings(5);
+        o = skipStrings(b, o + 8, 5);
         break;
       case CONNECTION_CLOSE:
-        o += 8;
-        strings(1);
+        o = skipStrings(b, o + 8, 1);
         break;
       case ROOM_QUERY:
-        o += 8;
-        strings(3);
+        o = skipStrings(b, o + 8, 3);
         break;
       case ROOM:
-        strings(2);
-        o += 8;
+        o = skipStrings(b, o, 2) + 8;
         break;
       case ROOM_SEQ:
-        strings(1);
-        o += 8;
+        o = skipStrings(b, o, 1) + 8;
         break;
       default:
         throw new Error(`bad record tag ${String(b[o - 1])} at ${o - 1}`);
     }
+  }
+  return o;
+}
+
+/**
+ * The offset just past the `count` strings that start at `o`. Not a closure inside skip: one was
+ * made per call, and countMessages calls skip once per record.
+ */
+function skipStrings(b: Buffer, o: number, count: number): number {
+  for (let i = 0; i < count; i++) {
+    const len = b.readUInt32LE(o);
+    o += 4 + (len === NULL ? 0 : len);
   }
   return o;
 }

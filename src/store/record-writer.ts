@@ -131,6 +131,7 @@ export class RecordWriter {
   /** Set while the database answers but the memory queue reached queueMax (see the header). */
   private isBehind = false;
   private stateListeners: ((state: WriterState) => void)[] = [];
+  private batchListeners: ((records: EncodedRecords, seconds: number) => void)[] = [];
   private lastState: WriterState = 'ok';
   /** When the write in flight began (Date.now()), while one is. */
   private writeStartedAt: number | undefined;
@@ -213,6 +214,11 @@ export class RecordWriter {
   /** Called whenever `state` changes. */
   onState(listener: (state: WriterState) => void): void {
     this.stateListeners.push(listener);
+  }
+
+  /** Called after each batch commits, with its records and how long its write took (the metrics). */
+  onBatchWritten(listener: (records: EncodedRecords, seconds: number) => void): void {
+    this.batchListeners.push(listener);
   }
 
   /** A ticket that `until` resolves once everything appended so far is committed. */
@@ -569,6 +575,7 @@ export class RecordWriter {
       if (!batch) break;
       let conflicts: RecordConflict[];
       this.writeStartedAt = Date.now();
+      const writeFrom = performance.now();
       try {
         conflicts = batch.records.count ? await this.timed(this.store.writeEncoded(batch.records)) : [];
       } catch (err) {
@@ -583,6 +590,9 @@ export class RecordWriter {
       this.writeStartedAt = undefined;
       if (this.closed) return; // shutting down: close() spools it; a rewrite is harmless
       this.inflight = undefined;
+      // Before the batch's bytes go back to the queue for reuse.
+      const seconds = (performance.now() - writeFrom) / 1000;
+      for (const listener of this.batchListeners) listener(batch.records, seconds);
       if (batch.blocks) this.spool!.commit(batch.blocks);
       if (batch.fromMemory) {
         if (batch.appending) batch.committed = true;

@@ -106,6 +106,14 @@ export function preframed(text: string): readonly Buffer[] {
   return textFrame(Buffer.from(text));
 }
 
+/** The payload bytes of a frame made here: its length less its header's (RFC 6455 5.2). */
+export function framedPayloadBytes(wire: readonly Buffer[]): number {
+  if (wire.length === 2) return wire[1]!.length;
+  const head = wire[0]!;
+  const len = head[1]! & 0x7f;
+  return len < 126 ? len : len === 126 ? head.readUInt16BE(2) : head.length - 10;
+}
+
 /** Writes a frame from `preframed` (no cork: it is sent once, at the start of a connection). */
 export function sendPreframed(socket: WebSocket, wire: readonly Buffer[]): void {
   (socket as unknown as WsInternals)._sender.sendFrame(wire);

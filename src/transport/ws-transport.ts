@@ -8,6 +8,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import {
   frameEnds,
   frameStarts,
+  framedPayloadBytes,
   isCorked,
   preframed,
   sendEnvelopeFramed,
@@ -79,8 +80,9 @@ export class WsTransport {
   private readonly pingSlices: Set<WebSocket>[] = [];
   private pingTurn = 0;
   private joinTurn = 0;
-  /** The connection frame, framed once. */
+  /** The connection frame, framed once, and its payload's size. */
   private readonly connectionWire: readonly Buffer[];
+  private readonly connectionBytes: number;
 
   constructor(
     server: HttpServer,
@@ -98,6 +100,7 @@ export class WsTransport {
       clientTracking: false,
     });
     this.connectionWire = preframed(options.connectionFrame);
+    this.connectionBytes = Buffer.byteLength(options.connectionFrame);
     server.on('upgrade', this.onUpgrade);
     if (options.pingIntervalMs > 0) {
       const slices = Math.max(1, Math.floor(options.pingIntervalMs / PING_SLICE_MS));
@@ -181,9 +184,16 @@ export class WsTransport {
   private onConnection(ws: WebSocket, req: IncomingMessage): void {
     const ip = this.ips.resolve(req);
     const { ipLimits, maxBufferedBytes } = this.options;
+    const traffic = this.ctx.traffic;
     if (!ipLimits.openConnection(ip)) {
+      // Refused before a session exists: reported here as a session reports its own refusals.
       this.log.warn({ ip }, 'too many connections from this IP');
-      ws.send(errorFrame(ErrorCode.TooManyConnections, 'Too many connections from your address'));
+      const frame = errorFrame(ErrorCode.TooManyConnections, 'Too many connections from your address');
+      ws.send(frame);
+      traffic.bytesSent(Buffer.byteLength(frame));
+      traffic.errorSent(ErrorCode.TooManyConnections);
+      traffic.handshakeEnded(ErrorCode.TooManyConnections, 0);
+      traffic.closed(CloseCode.RateLimited);
       ws.close(CloseCode.RateLimited, ErrorCode.TooManyConnections);
       return;
     }
@@ -210,16 +220,19 @@ export class WsTransport {
       sendText: (text) => {
         if (ws.readyState !== ws.OPEN) return;
         ws.send(text);
+        traffic.bytesSent(Buffer.byteLength(text));
         wrote();
       },
       sendFrame: (message) => {
         if (ws.readyState !== ws.OPEN) return;
         sendFramed(ws, message);
+        traffic.bytesSent(message.payload.length);
         wrote();
       },
       sendEnvelope: (message) => {
         if (ws.readyState !== ws.OPEN) return;
         sendEnvelopeFramed(ws, message);
+        traffic.bytesSent(framedPayloadBytes(message.envelopeWire!));
         wrote();
       },
       bufferedAmount: () => ws.bufferedAmount,
@@ -249,6 +262,7 @@ export class WsTransport {
     this.live.set(ws, conn);
     this.log.debug({ conn: session.id, ip, path: pathForLog(req.url) }, 'connected');
     ws.on('message', (data: Buffer, isBinary) => {
+      traffic.frameRead(data.length);
       frameStarts(ws);
       try {
         session.onFrame(data, isBinary);
@@ -256,10 +270,14 @@ export class WsTransport {
         // A bug must cost one frame, never the process: answer it and keep the connection.
         this.log.error({ err, conn: session.id }, 'frame handling failed');
         if (ws.readyState === ws.OPEN) {
-          ws.send(errorFrame(ErrorCode.Internal, 'The server failed to handle this message'));
+          const frame = errorFrame(ErrorCode.Internal, 'The server failed to handle this message');
+          ws.send(frame);
+          traffic.bytesSent(Buffer.byteLength(frame));
+          traffic.errorSent(ErrorCode.Internal);
         }
       } finally {
         frameEnds();
+        traffic.frameDone();
       }
     });
     ws.on('pong', () => {
@@ -276,6 +294,7 @@ export class WsTransport {
       this.log.info({ conn: session.id, err: err.message }, 'socket error');
     });
     sendPreframed(ws, this.connectionWire);
+    traffic.bytesSent(this.connectionBytes);
     if (this.readingPaused) ws.pause();
   }
 

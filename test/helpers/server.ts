@@ -19,6 +19,8 @@ export interface TestServer {
   server: RoomServer;
   port: number;
   url: string;
+  /** The --metrics-port listener's port, when the server has one. */
+  metricsPort: number | undefined;
   backend: TestBackend;
   /** The SQLite file (on SQLite only). */
   dbPath: string;
@@ -79,12 +81,13 @@ export async function startServer(
     ? pino({ level: options.logLevel ?? 'info' }, { write: (line: string) => void logLines.push(line) })
     : pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
   const server = new RoomServer(config, { logger });
-  const { port } = await server.start();
+  const { port, metricsPort } = await server.start();
   const stop = () => server.stop();
   return {
     server,
     port,
     url: `ws://127.0.0.1:${port}`,
+    metricsPort,
     backend,
     dbPath,
     databaseUrl,
