@@ -150,6 +150,7 @@ export class RoomServer {
       recordsPending: () => writer.pending,
       recordsSpooled: () => writer.spooled,
       databaseUp: () => !writer.databaseFailing,
+      retentionDeleted: () => this.retention?.deleted,
     });
     writer.onBatchWritten(metrics.batchWritten);
 

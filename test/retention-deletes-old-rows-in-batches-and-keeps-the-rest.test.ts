@@ -5,6 +5,7 @@ import type { TestClient } from './helpers/client.js';
 import { joinExisting, joinNew } from './helpers/rooms.js';
 import { age, insertOldMessages } from './helpers/old-rows.js';
 import { waitFor } from './helpers/wait.js';
+import { scrape } from './helpers/metrics.js';
 
 const DAY = 86_400_000;
 /** More than one delete batch (2,000 rows). */
@@ -90,6 +91,12 @@ describe('retention deletes rows older than their periods, in batches, and keeps
       connections: 1,
       rooms: 0,
     });
+    const metrics = await scrape(`http://127.0.0.1:${srv.port}/metrics`);
+    assert.equal(
+      metrics.value('room_manager_retention_deleted_total', { table: 'messages' }),
+      OLD_MESSAGES + 1,
+    );
+    assert.equal(metrics.value('room_manager_retention_deleted_total', { table: 'connections' }), 1);
   });
 
   it('the room still relays and records', async () => {

@@ -36,6 +36,8 @@ export interface ServerState {
   recordsSpooled(): number;
   /** Whether the record writer's last database write succeeded. */
   databaseUp(): boolean;
+  /** Rows the retention deleted since start, by table (rooms: forgotten); none when it is off. */
+  retentionDeleted(): object | undefined;
 }
 
 /** One frame in this many is timed from its read to its delivery (a message's last write). */
@@ -144,6 +146,17 @@ export class ServerMetrics implements TrafficSink {
       'Payload bytes of the WebSocket frames written to clients',
       () => this.bytesOut,
     );
+    new Counter({
+      name: 'room_manager_retention_deleted_total',
+      help: 'Rows deleted by the --retain-* settings since start, by table (rooms: rooms forgotten)',
+      labelNames: ['table'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [table, n] of Object.entries(state.retentionDeleted() ?? {}))
+          this.inc({ table }, n as number);
+      },
+    });
     this.registry.registerMetric(this.delivery as unknown as Metric);
     this.handshakes = new Counter({
       name: 'room_manager_handshakes_total',
