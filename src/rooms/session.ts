@@ -115,6 +115,8 @@ export class Session implements Member {
   /** Frames refused in a row by the rate limit, and when the client was last told. */
   private refused = 0;
   private refusalToldAt = 0;
+  /** Set by endAfterReply(): the close code recorded once the peer's close reply comes. */
+  private closingWith: number | undefined;
   private early: { data: Buffer; isBinary: boolean }[] = [];
   private helloTimer: NodeJS.Timeout | undefined;
   /** Authentication on: what the token allows, and the timer that ends the session when it expires. */
@@ -191,7 +193,24 @@ export class Session implements Member {
 
   /** The socket closed (by the peer, the network, or after our own close). */
   onClose(code: number): void {
-    this.finish(code);
+    this.finish(this.closingWith ?? code);
+  }
+
+  /** A Level 1 member: it has no acks, so a close must not cut off what it is still sending. */
+  get unacknowledged(): boolean {
+    return this.state === 'live' && this.level === 1;
+  }
+
+  /**
+   * Ends a Level 1 member from the server side but takes its frames until its close reply: what
+   * it sent before it saw the close is still relayed and recorded (it has no acks to resend by).
+   * Nothing more is sent to it: the socket sends no data frame after a close frame.
+   */
+  endAfterReply(code: number, reason: string): void {
+    if (!this.unacknowledged) return this.end(code, reason);
+    if (this.closingWith !== undefined) return;
+    this.closingWith = code;
+    this.socket.close(code, reason);
   }
 
   /** Ends the session from the server side. */

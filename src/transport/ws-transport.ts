@@ -329,9 +329,12 @@ export class WsTransport {
   private closeForRestart(ws: WebSocket, conn: Connection): void {
     if (conn.draining || !this.live.has(ws)) return; // gone by itself meanwhile
     conn.draining = true;
-    ws.pause();
-    // Not pinged any more: a pong is not read from a paused socket.
+    // Not pinged any more: the close handshake is under way (or a paused socket reads no pong).
     conn.slice?.delete(ws);
+    // Level 1 has no acks: closed at once, and what it sends until it sees the close is still taken.
+    if (conn.session.unacknowledged)
+      return conn.session.endAfterReply(CloseCode.ServiceRestart, RESTART_REASON);
+    ws.pause();
     const writer = this.ctx.writer;
     writer.whenDurable(writer.ticket, () => {
       conn.session.end(CloseCode.ServiceRestart, RESTART_REASON);
@@ -369,10 +372,13 @@ export class WsTransport {
     this.hurry();
     clearInterval(this.pinger);
     const sockets = [...this.live.values()];
-    for (const { session } of sockets) session.end(CloseCode.ServiceRestart, RESTART_REASON);
+    for (const { session } of sockets) session.endAfterReply(CloseCode.ServiceRestart, RESTART_REASON);
     const deadline = Date.now() + graceMs;
     while (this.live.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    for (const ws of this.live.keys()) ws.terminate();
+    for (const [ws, { session }] of this.live) {
+      session.end(CloseCode.ServiceRestart, RESTART_REASON); // its disconnect recorded now
+      ws.terminate();
+    }
     this.live.clear();
     for (const slice of this.pingSlices) slice.clear();
     this.wss.close();
