@@ -1,13 +1,38 @@
 /**
- * Runs the real CLI (`src/cli/main.ts` through tsx) as a child process.
+ * Runs the real CLI as a child process: the build (`dist/cli/main.js`, what `npm start` runs)
+ * when it is newer than every source file, as after `npm ci` (whose prepare step builds);
+ * otherwise `src/cli/main.ts` through tsx, so that a change not yet built is what is tested.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { dirname, resolve } from 'node:path';
+import { readdirSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { createInterface, type Interface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { SETTINGS } from '../../src/config/schema.js';
 
 export const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+
+/** Newest modification time of the files below `dir`, ms. */
+function newestMtime(dir: string): number {
+  let newest = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    newest = Math.max(newest, entry.isDirectory() ? newestMtime(path) : statSync(path).mtimeMs);
+  }
+  return newest;
+}
+
+/** The build starts far faster than tsx loading the sources, and the suite starts many CLIs. */
+function cliEntry(): string[] {
+  try {
+    const built = statSync(join(PROJECT_ROOT, 'dist/cli/main.js')).mtimeMs;
+    if (built >= newestMtime(join(PROJECT_ROOT, 'src'))) return ['dist/cli/main.js'];
+  } catch {
+    // not built
+  }
+  return ['--import', 'tsx', 'src/cli/main.ts'];
+}
+const CLI_ENTRY = cliEntry();
 
 export interface CliRun {
   proc: ChildProcess;
@@ -30,7 +55,7 @@ function cleanEnv(): NodeJS.ProcessEnv {
 
 /** `env`: settings' variables to set, on top of an environment without any. */
 export function runCli(args: string[], env: NodeJS.ProcessEnv = {}): CliRun {
-  const proc = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
+  const proc = spawn(process.execPath, [...CLI_ENTRY, ...args], {
     cwd: PROJECT_ROOT,
     env: { ...cleanEnv(), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
