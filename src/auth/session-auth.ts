@@ -5,7 +5,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { Hello } from '../protocol/frames.js';
-import type { RoomPolicy } from '../rooms/lobby.js';
+import type { RoomPolicy } from './room-policy.js';
 import type { TokenGrant, TokenVerifier, Verification } from './token-verifier.js';
 
 const BEARER = /^Bearer\s+(\S+)\s*$/i;

@@ -1,6 +1,6 @@
 import { ConfigSchema, SETTINGS, type Config } from './schema.js';
-import { parseAddressRange } from '../transport/client-ip.js';
-import { backendOf } from '../store/backend.js';
+import { parseAddressRange } from './address-range.js';
+import { backendOf } from './backend.js';
 import { securitySettingsProblem } from '../auth/settings-check.js';
 
 export class ConfigError extends Error {

@@ -4,7 +4,7 @@
  * this list, so a new setting is added here and nowhere else.
  */
 import { z } from 'zod';
-import { PAUSE_BUDGET_MS } from '../store/pacer.js';
+import { PAUSE_BUDGET_MS } from './writer-pacing.js';
 
 /** A whole number in [min, max]; anything else (abc, 1.5, 1e3, an empty value) is told so plainly. */
 const int = (min: number, max: number) => {

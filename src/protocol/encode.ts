@@ -2,7 +2,6 @@
  * Server → client frames. Constant frames are serialised once at load time.
  */
 import { ErrorCode, ErrorText } from './codes.js';
-import type { RoomMessage } from '../bus/bus.js';
 import type { ProtocolError } from './frames.js';
 
 export const SERVER_NAME = 'room-manager';
@@ -54,12 +53,24 @@ export function roomFrame(roomId: string, status: RoomStatus, level2?: RoomReply
  * The Level 2 envelope of a room message. `data` is spliced in as the JSON text it already is
  * (no re-serialisation); the rest is a handful of escaped strings.
  */
-export function messageEnvelope(m: RoomMessage): string {
+export function messageEnvelope(m: EnvelopedMessage): string {
   return (
     `{"type":"message","room_id":${JSON.stringify(m.roomId)},"seq":${m.seq},` +
     `"from":{"device_id":${JSON.stringify(m.fromDeviceId)},"identity":${JSON.stringify(m.fromIdentity)}},` +
     `"sent_at":"${m.sentAt}"${m.to === null ? '' : `,"to":${JSON.stringify(m.to)}`},"data":${m.text}}`
   );
+}
+
+/** What a Level 2 envelope says of a room message (the bus's RoomMessage is one). */
+export interface EnvelopedMessage {
+  roomId: string;
+  seq: number;
+  fromDeviceId: string;
+  fromIdentity: string;
+  sentAt: string;
+  to: string | null;
+  /** The client's JSON object, as the text it arrived as. */
+  text: string;
 }
 
 export function memberEventFrame(
@@ -80,7 +91,7 @@ export function leftFrame(roomId: string): string {
 
 export const PONG_FRAME = JSON.stringify({ type: 'pong' });
 
-export function historyFrame(roomId: string, messages: readonly RoomMessage[]): string {
+export function historyFrame(roomId: string, messages: readonly EnvelopedMessage[]): string {
   return `{"type":"history","room_id":${JSON.stringify(roomId)},"messages":[${messages.map(messageEnvelope).join(',')}]}`;
 }
 

@@ -4,6 +4,7 @@
  */
 import { isRoomId } from '../protocol/frames.js';
 import type { RoomStatus } from '../protocol/encode.js';
+import type { RoomPolicy } from '../auth/room-policy.js';
 import type { Directory } from './directory.js';
 import { randomRoomId } from './room-id.js';
 import { SEQ_BLOCK } from './seq-reservations.js';
@@ -11,15 +12,6 @@ import { SEQ_BLOCK } from './seq-reservations.js';
 export type Assignment = { roomId: string; status: RoomStatus } | { notFound: string };
 /** The assignment a RoomPolicy forbids, with the reason said to the client. */
 export type Refusal = { refused: string };
-
-/**
- * What a connection may do, asked before anything is looked up or created (authentication: the
- * token's `rooms` and `create` claims). Without one, everything is allowed.
- */
-export interface RoomPolicy {
-  mayEnter(roomId: string): boolean;
-  mayCreate: boolean;
-}
 
 /** Attempts at a fresh room code before giving up (a collision is ~1 in 2.8 × 10^12 per try). */
 const CREATE_ATTEMPTS = 16;

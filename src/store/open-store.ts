@@ -5,7 +5,7 @@ import { SqliteStore, type SqliteWriterOptions } from './sqlite-store.js';
 import { MysqlStore } from './mysql-store.js';
 import { PostgresStore } from './postgres-store.js';
 import { DEFAULT_POOL, type PoolOptions } from './pool-options.js';
-import { backendOf } from './backend.js';
+import { backendOf } from '../config/backend.js';
 import { databaseOpenError } from './open-errors.js';
 
 export { backendOf };

@@ -1,11 +1,5 @@
 /** The SQLite writer thread's pacing (--writer-slice-ms). */
-
-/**
- * Most a batch sleeps in total. A quarter-load batch (~1,000 rows, ~7 ms of work) is paced all
- * through; a large one, which means the writer is behind, is written mostly unpaced and loses at
- * most this much time.
- */
-export const PAUSE_BUDGET_MS = 25;
+import { PAUSE_BUDGET_MS } from '../config/writer-pacing.js';
 
 /**
  * Spreads a batch's work over time: after each `sliceMs` of it the thread sleeps as long, until

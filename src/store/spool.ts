@@ -37,7 +37,7 @@ import { promisify } from 'node:util';
 import { crc32 } from 'node:zlib';
 import type { EncodedRecords } from './record-queue.js';
 import type { RecordEntry } from './store.js';
-import { backendOf } from './backend.js';
+import { backendOf } from '../config/backend.js';
 
 const MAGIC = 0x32534d52; // "RMS2", little-endian
 const HEADER_BYTES = 16;

@@ -8,7 +8,7 @@
  * waiting, and 55,400 of 60,000 offered were delivered without a pause.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { backendOf } from './backend.js';
+import { backendOf } from '../config/backend.js';
 import { MysqlStore } from './mysql-store.js';
 import { PostgresStore } from './postgres-store.js';
 import { errorText } from './record-writer.js';
