@@ -56,6 +56,26 @@ function watchCloses(peers: readonly AckedPeer[]): CloseSeen[] {
   return closes;
 }
 
+/** The CLI with `--drain-ms`, and `pairs` pairs of peers streaming acked messages (some acked). */
+async function streamingServer(
+  dbUrl: string,
+  dir: string,
+  drainMs: number,
+  pairs: number,
+  tag: string,
+): Promise<{ cli: CliRun & { port: number }; peers: AckedPeer[] }> {
+  const cli = await startCli(serveArgs(dbUrl, dir, ['--drain-ms', String(drainMs)]));
+  const peers = await openPairs(`ws://127.0.0.1:${cli.port}`, pairs, tag);
+  for (const p of peers) p.stream(40);
+  await waitForNewAcks(
+    peers,
+    peers.map(() => 0),
+    3,
+    'acked traffic before the SIGTERM',
+  );
+  return { cli, peers };
+}
+
 async function assertEveryDisconnectRecorded(dbUrl: string, clients: number): Promise<void> {
   const rows = await readDatabase<{ device_id: string; disconnected_at: unknown }>(
     dbUrl,
@@ -83,16 +103,8 @@ describe(`SIGTERM drains the clients in batches and loses nothing (${TEST_DATABA
     },
     async () => {
       const dbUrl = await testDatabaseUrl(dir);
-      cli = await startCli(serveArgs(dbUrl, dir, ['--drain-ms', '3000']));
+      ({ cli, peers } = await streamingServer(dbUrl, dir, 3000, 4, 'dr'));
       const url = `ws://127.0.0.1:${cli.port}`;
-      peers = await openPairs(url, 4, 'dr');
-      for (const p of peers) p.stream(40);
-      await waitForNewAcks(
-        peers,
-        peers.map(() => 0),
-        3,
-        'acked traffic before the SIGTERM',
-      );
       const closes = watchCloses(peers);
       // Begun now, finished during the drain: the port no longer takes new connections by then.
       const early = await readyzOnOpenConnection(cli.port);
@@ -161,15 +173,7 @@ describe(`a second SIGTERM ends the drain at once and still writes the record ($
   it('closes every remaining client with 1012, writes the record, exits 0', { timeout: 60_000 }, async () => {
     const dbUrl = await testDatabaseUrl(dir);
     // Ten minutes, one client every 100 s: only the second signal can end this drain in time.
-    cli = await startCli(serveArgs(dbUrl, dir, ['--drain-ms', '600000']));
-    peers = await openPairs(`ws://127.0.0.1:${cli.port}`, 3, 'dq');
-    for (const p of peers) p.stream(40);
-    await waitForNewAcks(
-      peers,
-      peers.map(() => 0),
-      3,
-      'acked traffic before the SIGTERM',
-    );
+    ({ cli, peers } = await streamingServer(dbUrl, dir, 600_000, 3, 'dq'));
     const closes = watchCloses(peers);
 
     cli.proc.kill('SIGTERM');

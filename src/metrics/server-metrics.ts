@@ -74,22 +74,8 @@ export class ServerMetrics implements TrafficSink {
   constructor(state: ServerState) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
-    new Gauge({
-      name: 'websocket_active_connections',
-      help: 'Current active WebSocket connections',
-      registers,
-      collect() {
-        this.set(state.connections());
-      },
-    });
-    new Gauge({
-      name: 'room_manager_rooms_active',
-      help: 'Rooms with members on this server',
-      registers,
-      collect() {
-        this.set(state.rooms());
-      },
-    });
+    read('websocket_active_connections', 'Current active WebSocket connections', () => state.connections());
+    read('room_manager_rooms_active', 'Rooms with members on this server', () => state.rooms());
     new Gauge({
       name: 'room_manager_members',
       help: 'Connections in rooms, by protocol level',
@@ -101,30 +87,17 @@ export class ServerMetrics implements TrafficSink {
         this.set({ protocol: 'level2' }, level2);
       },
     });
-    new Gauge({
-      name: 'room_manager_records_pending',
-      help: 'Records not yet in the database (in memory and in the spool)',
-      registers,
-      collect() {
-        this.set(state.recordsPending());
-      },
-    });
-    new Gauge({
-      name: 'room_manager_records_spooled',
-      help: 'Records waiting in the spool file for the database',
-      registers,
-      collect() {
-        this.set(state.recordsSpooled());
-      },
-    });
-    new Gauge({
-      name: 'room_manager_database_up',
-      help: "1 while the record writer's database writes succeed, 0 while they fail",
-      registers,
-      collect() {
-        this.set(state.databaseUp() ? 1 : 0);
-      },
-    });
+    read('room_manager_records_pending', 'Records not yet in the database (in memory and in the spool)', () =>
+      state.recordsPending(),
+    );
+    read('room_manager_records_spooled', 'Records waiting in the spool file for the database', () =>
+      state.recordsSpooled(),
+    );
+    read(
+      'room_manager_database_up',
+      "1 while the record writer's database writes succeed, 0 while they fail",
+      () => (state.databaseUp() ? 1 : 0),
+    );
     copied('room_manager_messages_received_total', 'Messages accepted into rooms', () => this.messagesIn);
     copied(
       'room_manager_messages_delivered_total',
@@ -188,6 +161,18 @@ export class ServerMetrics implements TrafficSink {
       buckets: BATCH_BUCKETS,
       registers,
     });
+
+    /** A gauge read from the server's state at each scrape. */
+    function read(name: string, help: string, value: () => number): void {
+      new Gauge({
+        name,
+        help,
+        registers,
+        collect() {
+          this.set(value());
+        },
+      });
+    }
 
     /** A counter whose value is kept in a plain number and copied at each scrape. */
     function copied(name: string, help: string, read: () => number): void {

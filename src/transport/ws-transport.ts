@@ -142,8 +142,9 @@ export class WsTransport {
 
   /**
    * Stops (true) or resumes (false) reading from every client: while the record cannot keep up
-   * (the database behind, or neither it nor the spool taking records), frames wait in the kernel's socket buffers and then in the clients' (TCP flow
-   * control) instead of in our memory. Sending to clients goes on; new connections start paused.
+   * (the database behind, or neither it nor the spool taking records), frames wait in the
+   * kernel's socket buffers and then in the clients' (TCP flow control) instead of in our memory.
+   * Sending to clients goes on; new connections start paused. `why` is logged.
    */
   pauseReading(paused: boolean, why: string): void {
     if (this.readingPaused === paused) return;
