@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { runCli, serveCli } from './helpers/cli.js';
@@ -171,6 +172,41 @@ describe('the CLI: bad settings are refused by name, --help lists the options', 
       exempt.proc.kill('SIGTERM');
       assert.equal((await exempt.exited).code, 0);
     } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a port another process holds, and prune with no database, are one line each, exit 1', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'rm-busy-'));
+    const taken = createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
+    try {
+      const port = String((taken.address() as AddressInfo).port);
+      const db = `sqlite:${join(dir, 'a.db')}`;
+      for (const args of [
+        ['--host', '127.0.0.1', '--port', port],
+        ['--host', '127.0.0.1', '--port', '0', '--metrics-port', port],
+      ]) {
+        const run = await cli(['serve', '--database-url', db, '--spool-dir', join(dir, 'spool'), ...args]);
+        assert.equal(run.code, 1, run.stderr);
+        assert.equal(run.stderr.trimEnd().split('\n').length, 1, run.stderr);
+        assert.match(
+          run.stderr,
+          new RegExp(`^Cannot listen on 127\\.0\\.0\\.1:${port}: .*\\(EADDRINUSE\\)$`, 'm'),
+        );
+      }
+      const prune = await cli([
+        'prune',
+        '--database-url',
+        'mysql://root@127.0.0.1:1/x',
+        '--retain-messages',
+        '1d',
+      ]);
+      assert.equal(prune.code, 1, prune.stderr);
+      assert.equal(prune.stderr.trimEnd().split('\n').length, 1, prune.stderr);
+      assert.match(prune.stderr, /^Cannot open the database of --database-url .*nothing is listening/m);
+    } finally {
+      taken.close();
       rmSync(dir, { recursive: true, force: true });
     }
   });

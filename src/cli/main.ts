@@ -56,9 +56,10 @@ function settingsOf(command: Exclude<Command, 'bench'>): SettingSpec[] {
 const EXIT_CODES = [
   'Exit codes: 0 ok, also when stopped by SIGTERM/SIGINT (a second one ends the drain at once; the',
   'record is still written or spooled); 1 could not start (the database unreachable: nothing',
-  'listening, no answer, unknown host), or failed while running; 2 bad usage or configuration (a',
-  'wrong option or value, the database refused the login or does not exist, the SQLite file cannot',
-  'be created); 3 the database is held by another running server (one database takes one server).',
+  'listening, no answer, unknown host; a port in use), or failed while running; 2 bad usage or',
+  'configuration (a wrong option or value, the database refused the login or does not exist, the',
+  'SQLite file cannot be created); 3 the database is held by another running server (one database',
+  'takes one server).',
 ];
 
 function usage(command?: Exclude<Command, 'bench'>): string {
@@ -189,6 +190,26 @@ function editDistance(a: string, b: string): number {
 }
 
 /** One line for a database that cannot be opened: the setting, where (no password), and why. */
+/** Prints the database's one line; 1 when it may pass by itself (unreachable), else 2. */
+function refusedDatabase(err: DatabaseOpenError, databaseUrl: string): number {
+  console.error(databaseOpenLine(err, databaseUrl));
+  return err.problem === 'unreachable' ? 1 : 2;
+}
+
+/** One line for a port that cannot be listened on (taken, or privileged); undefined otherwise. */
+function listenProblem(err: unknown): string | undefined {
+  const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
+  if (e?.syscall !== 'listen') return undefined;
+  const why =
+    e.code === 'EADDRINUSE'
+      ? 'another process listens there; choose another --port / --metrics-port, or stop it'
+      : e.code === 'EACCES'
+        ? 'not allowed: a port below 1024 needs privileges (put nginx in front)'
+        : e.message;
+  const host = e.address?.includes(':') ? `[${e.address}]` : (e.address ?? '');
+  return `Cannot listen on ${host}:${e.port ?? ''}: ${why} (${e.code ?? 'error'})`;
+}
+
 function databaseOpenLine(err: DatabaseOpenError, databaseUrl: string): string {
   return `Cannot open the database of --database-url / DATABASE_URL (${redactUrl(databaseUrl)}): ${err.message}`;
 }
@@ -262,15 +283,21 @@ async function main(argv: string[]): Promise<number> {
       );
     } catch (err) {
       if (!(err instanceof DatabaseOpenError)) throw err;
-      console.error(databaseOpenLine(err, config.databaseUrl));
-      return err.problem === 'unreachable' ? 1 : 2;
+      return refusedDatabase(err, config.databaseUrl);
     } finally {
       await store?.close();
     }
     return 0;
   }
 
-  if (command === 'prune') return prune(config, flags['dry-run'] === true);
+  if (command === 'prune') {
+    try {
+      return await prune(config, flags['dry-run'] === true);
+    } catch (err) {
+      if (!(err instanceof DatabaseOpenError)) throw err;
+      return refusedDatabase(err, config.databaseUrl);
+    }
+  }
 
   const server = new RoomServer(config);
   const log = server.log;
@@ -284,9 +311,14 @@ async function main(argv: string[]): Promise<number> {
       return 3;
     }
     if (err instanceof DatabaseOpenError) {
-      console.error(databaseOpenLine(err, config.databaseUrl));
       await server.stop().catch(() => undefined);
-      return err.problem === 'unreachable' ? 1 : 2;
+      return refusedDatabase(err, config.databaseUrl);
+    }
+    const listen = listenProblem(err);
+    if (listen) {
+      console.error(listen);
+      await server.stop().catch(() => undefined);
+      return 1;
     }
     log.fatal({ err }, 'could not start');
     await server.stop().catch(() => undefined);
