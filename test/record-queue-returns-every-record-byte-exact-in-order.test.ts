@@ -49,6 +49,7 @@ const entry: fc.Arbitrary<RecordEntry> = fc
     fc.record({ kind: fc.constant('room_query' as const), id, deviceId: text, roomId: text, at }),
     fc.record({ kind: fc.constant('room' as const), roomId: text, at, seqReserved: id }),
     fc.record({ kind: fc.constant('room_seq' as const), roomId: text, reserved: id }),
+    fc.record({ kind: fc.constant('room_seq_given_back' as const), roomId: text, reserved: id }),
   )
   // fc.record's objects have no prototype; decoded ones do. The `satisfies` keeps each kind's
   // fields in step with RecordEntry (the cast alone let a missing field through).

@@ -162,7 +162,7 @@ export class Directory {
   private giveBack(roomId: string, room: KnownRoom): void {
     const seq = room.seq;
     if (!seq || seq.reserved <= seq.last) return;
-    this.writer.append({ kind: 'room_seq', roomId, reserved: seq.last });
+    this.writer.append({ kind: 'room_seq_given_back', roomId, reserved: seq.last });
     seq.reserved = seq.last;
   }
 }

@@ -51,6 +51,7 @@ export interface RecordVisitor {
   roomQuery(id: number, deviceId: string, roomId: string, at: string): void;
   room(roomId: string, at: string, seqReserved: number): void;
   roomSeq(roomId: string, reserved: number): void;
+  roomSeqGivenBack(roomId: string, reserved: number): void;
 }
 
 const MESSAGE = 0;
@@ -60,6 +61,7 @@ const CONNECTION_CLOSE = 3;
 const ROOM_QUERY = 4;
 const ROOM = 5;
 const ROOM_SEQ = 6;
+const ROOM_SEQ_GIVEN_BACK = 7;
 
 /** A string's length field that means null. */
 const NULL = 0xffffffff;
@@ -200,7 +202,8 @@ export class RecordQueue {
         o = b.writeDoubleLE(e.seqReserved, o);
         break;
       case 'room_seq':
-        b[o++] = ROOM_SEQ;
+      case 'room_seq_given_back':
+        b[o++] = e.kind === 'room_seq' ? ROOM_SEQ : ROOM_SEQ_GIVEN_BACK;
         o = str(b, o, e.roomId);
         o = b.writeDoubleLE(e.reserved, o);
         break;
@@ -303,6 +306,7 @@ export function decodeEntries(records: EncodedRecords): RecordEntry[] {
     roomQuery: (id, deviceId, roomId, at) => out.push({ kind: 'room_query', id, deviceId, roomId, at }),
     room: (roomId, at, seqReserved) => out.push({ kind: 'room', roomId, at, seqReserved }),
     roomSeq: (roomId, reserved) => out.push({ kind: 'room_seq', roomId, reserved }),
+    roomSeqGivenBack: (roomId, reserved) => out.push({ kind: 'room_seq_given_back', roomId, reserved }),
   });
   return out;
 }
@@ -345,6 +349,9 @@ export function visitRecords(records: EncodedRecords, v: RecordVisitor, beforeEa
           break;
         case ROOM_SEQ:
           v.roomSeq(r.str(), r.num());
+          break;
+        case ROOM_SEQ_GIVEN_BACK:
+          v.roomSeqGivenBack(r.str(), r.num());
           break;
         default:
           throw new Error(`bad record tag ${String(b[r.at - 1])} at ${r.at - 1}`);
@@ -427,6 +434,7 @@ function bound(e: Exclude<RecordEntry, { kind: 'message' }>): number {
     case 'room':
       return 1 + 8 + 8 + 3 * (e.roomId.length + e.at.length);
     case 'room_seq':
+    case 'room_seq_given_back':
       return 1 + 4 + 8 + 3 * e.roomId.length;
   }
 }
@@ -455,6 +463,7 @@ function skip(b: Buffer, o: number, n: number): number {
         o = skipStrings(b, o, 2) + 8;
         break;
       case ROOM_SEQ:
+      case ROOM_SEQ_GIVEN_BACK:
         o = skipStrings(b, o, 1) + 8;
         break;
       default:

@@ -287,8 +287,22 @@ export class SqlStore implements Store {
             ).compile(),
           ),
         ];
-      case 'room_seq':
+      case 'room_seq': {
+        // Only ever raised: servers sharing the database reserve blocks of one room, and their
+        // writes commit in any order.
+        const raise = this.dialect === 'sqlite' ? 'max' : 'greatest';
         return (run as Extract<RecordEntry, { kind: 'room_seq' }>[]).map((e) =>
+          compiled(
+            db
+              .updateTable('rooms')
+              .set({ seq_reserved: sql<number>`${sql.raw(raise)}(seq_reserved, ${e.reserved})` })
+              .where('room_id', '=', e.roomId)
+              .compile(),
+          ),
+        );
+      }
+      case 'room_seq_given_back':
+        return (run as Extract<RecordEntry, { kind: 'room_seq_given_back' }>[]).map((e) =>
           compiled(
             db
               .updateTable('rooms')
@@ -706,9 +720,10 @@ function compiled(query: CompiledQuery, check?: ConflictCheck): CompiledStatemen
 /**
  * The kinds in the order a batch writes them: a room before the rows that name it, a device row
  * before its connections and room queries, a connection's open before its close; messages have
- * no foreign keys (migration 0003).
+ * no foreign keys (migration 0003). A given-back reservation is one group with room_seq: a room
+ * reserving again after giving back must not see its reservation lowered after it was raised.
  */
-const KIND_ORDER: readonly RecordEntry['kind'][] = [
+const KIND_ORDER: readonly KindGroup[] = [
   'room',
   'room_seq',
   'device',
@@ -726,9 +741,16 @@ const KIND_ORDER: readonly RecordEntry['kind'][] = [
 function byKind(entries: readonly RecordEntry[]): readonly RecordEntry[] {
   const first = entries[0]!.kind;
   if (entries.every((e) => e.kind === first)) return entries; // the relay's batches: messages only
-  const groups = new Map<RecordEntry['kind'], RecordEntry[]>(KIND_ORDER.map((k) => [k, []]));
-  for (const e of entries) groups.get(e.kind)!.push(e);
+  const groups = new Map<KindGroup, RecordEntry[]>(KIND_ORDER.map((k) => [k, []]));
+  for (const e of entries) groups.get(kindGroup(e.kind))!.push(e);
   return KIND_ORDER.flatMap((k) => groups.get(k)!);
+}
+
+/** The kinds byKind keeps in their own order, as one group. */
+type KindGroup = Exclude<RecordEntry['kind'], 'room_seq_given_back'>;
+
+function kindGroup(kind: RecordEntry['kind']): KindGroup {
+  return kind === 'room_seq_given_back' ? 'room_seq' : kind;
 }
 
 function contentChars(e: RecordEntry): number {

@@ -45,7 +45,9 @@ export function sqliteWrites(db: BetterSqlite3.Database, pace?: () => void): Sql
     room: db.prepare(
       `insert into rooms (room_id, created_at, seq_reserved) values (?, ?, ?) on conflict (room_id) do nothing`,
     ),
-    roomSeq: db.prepare(`update rooms set seq_reserved = ? where room_id = ?`),
+    // Only ever raised (see RecordEntry room_seq); a reservation given back sets it.
+    roomSeq: db.prepare(`update rooms set seq_reserved = max(seq_reserved, ?) where room_id = ?`),
+    roomSeqGivenBack: db.prepare(`update rooms set seq_reserved = ? where room_id = ?`),
     closeOpen: db.prepare(`update connections set disconnected_at = ? where disconnected_at is null`),
     messageAt: db.prepare(
       `select from_device_id, to_device_id, message_content from messages where room_id = ? and seq = ?`,
@@ -81,6 +83,7 @@ export function sqliteWrites(db: BetterSqlite3.Database, pace?: () => void): Sql
     },
     room: (roomId, at, seqReserved) => s.room.run(roomId, at, seqReserved),
     roomSeq: (roomId, reserved) => s.roomSeq.run(reserved, roomId),
+    roomSeqGivenBack: (roomId, reserved) => s.roomSeqGivenBack.run(reserved, roomId),
   };
   const transaction = db.transaction((records: EncodedRecords) => visitRecords(records, visitor, pace));
   const writeAll = (records: EncodedRecords): RecordConflict[] => {

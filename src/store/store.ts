@@ -34,10 +34,17 @@ export type RecordEntry =
   | { kind: 'room'; roomId: string; at: Timestamp; seqReserved: number }
   /**
    * Seqs up to `reserved` may be handed out in the room (rooms.seq_reserved): a room's next seq
-   * after a crash starts above it, so that no seq a client saw is used again. Set, not raised: a
-   * clean stop writes the room's last seq back (records are applied in order).
+   * after a crash starts above it, so that no seq a client saw is used again. Only ever raises
+   * the column (`GREATEST`/`max`): servers sharing a database reserve blocks of one room, and
+   * their writes may commit in any order.
    */
   | { kind: 'room_seq'; roomId: string; reserved: number }
+  /**
+   * An unused reservation handed back (Directory.giveBack: a clean stop, a cache eviction): sets
+   * rooms.seq_reserved to `reserved`, the room's last seq, lower than it was. Records are
+   * applied in order, so it follows the room_seq records it undoes.
+   */
+  | { kind: 'room_seq_given_back'; roomId: string; reserved: number }
   /** A device was assigned to a room: upsert `devices` (first_connected_at kept). */
   | { kind: 'device'; deviceId: string; identity: string; roomId: string; at: Timestamp }
   | {
