@@ -23,7 +23,10 @@ import { Directory } from './rooms/directory.js';
 import { Lobby } from './rooms/lobby.js';
 import { RoomHistory } from './rooms/room-history.js';
 import { RoomRegistry } from './rooms/room-registry.js';
-import { SeqReservations } from './rooms/seq-reservations.js';
+import { SeqReservations } from './bus/seq-reservations.js';
+import { LocalPresence } from './presence/local-presence.js';
+import type { Presence } from './presence/presence.js';
+import { RoomChannel } from './rooms/room-channel.js';
 import { ServerIds } from './store/server-ids.js';
 import { openStore } from './store/open-store.js';
 import { sqliteWriterOptions } from './store/sqlite-store.js';
@@ -63,6 +66,7 @@ export class RoomServer {
   private directory: Directory | undefined;
   private ipLimits: IpLimits | undefined;
   private bus: Bus | undefined;
+  private presence: Presence | undefined;
   private http: HttpServer | undefined;
   /** The --metrics-port listener, when /metrics is served apart. */
   private metricsHttp: HttpServer | undefined;
@@ -155,8 +159,9 @@ export class RoomServer {
     writer.onBatchWritten(metrics.batchWritten);
 
     const directory = (this.directory = new Directory(store, writer, config.roomCacheSize));
-    const bus = (this.bus = new LocalBus());
-    const registry = (this.registry = new RoomRegistry(directory, bus, new SeqReservations(writer), {
+    const bus = (this.bus = new LocalBus(this.nodeId, new SeqReservations(writer)));
+    const presence = (this.presence = new LocalPresence());
+    const registry = (this.registry = new RoomRegistry(directory, bus, presence, {
       sameDevice: config.sameDevice,
       historyWindow: config.historyWindow,
       maxRoomMembers: config.maxRoomMembers,
@@ -188,9 +193,10 @@ export class RoomServer {
         lobby: new Lobby(directory),
         registry,
         directory,
-        bus,
+        channel: new RoomChannel(bus, writer, metrics),
+        nodeId: this.nodeId,
         writer,
-        history: new RoomHistory(store, writer),
+        history: new RoomHistory(store, writer, bus),
         connectionIds,
         helloTimeoutMs: config.helloTimeoutMs,
         maxFrameBytes: config.maxFrameBytes,
@@ -352,6 +358,7 @@ export class RoomServer {
     http?.closeAllConnections();
     await closedHttp;
     await this.bus?.close();
+    await this.presence?.close();
     // Rooms no longer in memory give their unused seqs back: after a clean stop none is skipped.
     this.directory?.giveBackAll();
     await withTimeout(retentionStopped ?? Promise.resolve(), 1_000, '').catch(() => undefined);

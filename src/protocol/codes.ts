@@ -95,6 +95,8 @@ export const CloseCode = {
   Unauthorized: 4003,
   /** The hello named a room that does not exist. */
   RoomNotFound: 4004,
+  /** An operator closed the connection (a node-addressed kick); the reason says why. Terminal. */
+  Kicked: 4006,
   /** No hello within the hello timeout. */
   HelloTimeout: 4008,
   /** This connection was replaced by a newer connection of the same device in the same room. */

@@ -7,7 +7,7 @@ import type { RoomStatus } from '../protocol/encode.js';
 import type { RoomPolicy } from '../auth/room-policy.js';
 import type { Directory } from './directory.js';
 import { randomRoomId } from './room-id.js';
-import { SEQ_BLOCK } from './seq-reservations.js';
+import { SEQ_BLOCK } from '../bus/seq-reservations.js';
 
 export type Assignment = { roomId: string; status: RoomStatus } | { notFound: string };
 /** The assignment a RoomPolicy forbids, with the reason said to the client. */

@@ -3,7 +3,7 @@
  * in-memory window when it reaches back far enough, else from the database once every record
  * queued so far is committed (so the database is at least as fresh as the room's seq).
  */
-import type { RoomMessage } from '../bus/bus.js';
+import type { Bus, RoomMessage } from '../bus/bus.js';
 import type { RecordWriter } from '../store/record-writer.js';
 import type { MessageRow, Store } from '../store/store.js';
 import type { Room } from './room.js';
@@ -17,6 +17,7 @@ export class RoomHistory {
   constructor(
     private readonly store: Store,
     private readonly writer: RecordWriter,
+    private readonly bus: Bus,
   ) {}
 
   /**
@@ -32,6 +33,9 @@ export class RoomHistory {
   ): Promise<RoomMessage[]> {
     const visible = visibleTo(deviceId);
     if (room.window?.reachesBack(after)) return room.window.since(after, upTo, visible).slice(0, limit);
+    // A cluster: the window every node shares holds what other nodes may not have recorded yet.
+    const recent = await this.bus.recent(room.id, after, upTo);
+    if (recent) return recent.filter(visible).slice(0, limit);
     return this.read({
       roomId: room.id,
       deviceId,
@@ -60,6 +64,7 @@ function fromRow(roomId: string, row: MessageRow): RoomMessage {
   return {
     roomId,
     seq: row.seq,
+    node: '',
     senderId: 0,
     fromDeviceId: row.fromDeviceId,
     fromIdentity: row.fromIdentity,

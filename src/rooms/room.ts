@@ -1,16 +1,16 @@
-/** A room live in this process: its members here, its message counter and its recent messages. */
-import type { RoomMessage } from '../bus/bus.js';
+/**
+ * A room open on this node: its members here, and what it delivers to them. Who is in the room
+ * on every node is Presence's; the room's seq is the Bus's.
+ */
+import type { Bus, RoomMessage } from '../bus/bus.js';
 import { memberEventFrame, type MemberInfo } from '../protocol/encode.js';
+import type { Presence, PresenceEntry, PresenceListener } from '../presence/presence.js';
 import { MessageWindow } from './message-window.js';
-import { SEQ_BLOCK } from './seq-reservations.js';
 import type { TrafficSink } from './traffic.js';
-
-/** Messages a room holds while it waits for seqs; past it they are refused (unavailable). */
-const MAX_HELD = 10_000;
 
 /** A connection in a room, as the room sees it. */
 export interface Member {
-  /** Connection id (the `connections` row). */
+  /** Connection id (the `connections` row): unique across nodes. */
   readonly id: number;
   readonly deviceId: string;
   readonly identity: string;
@@ -22,26 +22,15 @@ export interface Member {
   sendText(text: string): void;
   /** Ends the connection because a newer one of the same device took its place. */
   replace(): void;
+  /** Ends the connection: an operator's kick. */
+  kick(reason: string): void;
 }
 
-export class Room {
+export class Room implements PresenceListener {
+  /** Its members on this node, by connection id. */
   readonly members = new Map<number, Member>();
-  /** Connections per device here: presence is per device (a replaced connection is no leave). */
-  private readonly devices = new Map<string, number>();
-  /** Highest seq assigned in this room. */
-  seq: number;
-  /** Highest seq whose reservation is durable (SeqReservations): seq never passes it. */
-  seqLimit: number;
-  /** When seq reaches this, the next block is asked for. */
-  renewAt: number;
-  /** Seqs reserved at a time (grows for a busy room). */
-  seqBlock = SEQ_BLOCK;
-  /** A reservation is on its way to the record. */
-  reserving = false;
-  /** False once the room left memory (its last member left). */
+  /** False once the room is closed on this node (its last member here left). */
   active = true;
-  /** Messages accepted while no durable seq was left, in order (undefined when none). */
-  private held: (() => void)[] | undefined;
   /**
    * The last messages, kept once a Level 2 member has been here (Level 1 clients cannot resume,
    * so a room of them pays nothing for it). Undefined until then.
@@ -50,36 +39,20 @@ export class Room {
 
   constructor(
     readonly id: string,
-    lastSeq: number,
-    /** The durable reservation it comes with (0: none). */
-    reserved: number,
     private readonly windowSize: number,
+    private readonly bus: Bus,
+    private readonly presence: Presence,
     private readonly traffic: TrafficSink,
-  ) {
-    this.seq = lastSeq;
-    this.seqLimit = Math.max(reserved, lastSeq);
-    this.renewAt = this.seqLimit;
+  ) {}
+
+  /** The room's highest seq as this node knows it. */
+  get seq(): number {
+    return this.bus.seq(this.id);
   }
 
-  /** Whether a message may take the next seq now (else it waits: see hold). */
-  get canNumber(): boolean {
-    return this.held === undefined && this.seq < this.seqLimit;
-  }
-
-  /** Keeps a message until seqs are reserved; false when too many wait already. */
-  hold(admit: () => void): boolean {
-    this.held ??= [];
-    if (this.held.length >= MAX_HELD) return false;
-    this.held.push(admit);
-    return true;
-  }
-
-  /** A block became durable: the held messages go on, in order (some may wait again). */
-  releaseHeld(): void {
-    const held = this.held;
-    if (!held) return;
-    this.held = undefined;
-    for (const admit of held) admit();
+  /** Connections in the room, on every node. */
+  get memberCount(): number {
+    return this.presence.count(this.id);
   }
 
   /** Bus handler: deliver to every member here except the sender (a `send`: to its target only). */
@@ -96,40 +69,29 @@ export class Room {
     this.traffic.messageDelivered(recipients);
   };
 
-  /** Whether a device has a connection here. */
+  /** Whether a device has a connection in the room, on any node. */
   hasDevice(deviceId: string): boolean {
-    return this.devices.has(deviceId);
+    return this.presence.hasDevice(this.id, deviceId);
   }
 
-  /** Adds a member; tells the other Level 2 members when its device was not here yet. */
+  /** Adds a member here (Presence has it already). */
   add(member: Member): void {
     this.members.set(member.id, member);
     if (member.level === 2 && !this.window && this.windowSize > 0) {
       this.window = new MessageWindow(this.windowSize, this.seq);
     }
-    const n = this.devices.get(member.deviceId) ?? 0;
-    this.devices.set(member.deviceId, n + 1);
-    if (n === 0) this.announce('member_joined', member);
   }
 
-  /** Removes a member; tells the other Level 2 members when it was its device's last connection. */
+  /** Removes a member here; false when it was not one. */
   remove(member: Member): boolean {
-    if (!this.members.delete(member.id)) return false;
-    const n = (this.devices.get(member.deviceId) ?? 1) - 1;
-    if (n > 0) {
-      this.devices.set(member.deviceId, n);
-    } else {
-      this.devices.delete(member.deviceId);
-      this.announce('member_left', member);
-    }
-    return true;
+    return this.members.delete(member.id);
   }
 
   /** Everyone but `self`, for room_info (per connection, as Level 1 counts). */
   othersOf(self: Member): MemberInfo[] {
     const others: MemberInfo[] = [];
-    for (const m of this.members.values()) {
-      if (m !== self) others.push({ device_id: m.deviceId, identity: m.identity });
+    for (const m of this.presence.connections(this.id)) {
+      if (m.connId !== self.id) others.push({ device_id: m.deviceId, identity: m.identity });
     }
     return others;
   }
@@ -137,11 +99,20 @@ export class Room {
   /** Every device here once (its newest connection's identity), for the Level 2 room reply. */
   memberList(): MemberInfo[] {
     const byDevice = new Map<string, string>();
-    for (const m of this.members.values()) byDevice.set(m.deviceId, m.identity);
+    for (const m of this.presence.connections(this.id)) byDevice.set(m.deviceId, m.identity);
     return [...byDevice].map(([device_id, identity]) => ({ device_id, identity }));
   }
 
-  private announce(type: 'member_joined' | 'member_left', who: Member): void {
+  deviceJoined(entry: PresenceEntry): void {
+    this.announce('member_joined', entry);
+  }
+
+  deviceLeft(entry: PresenceEntry): void {
+    this.announce('member_left', entry);
+  }
+
+  /** Tells the Level 2 members here of another device's join or leave. */
+  private announce(type: 'member_joined' | 'member_left', who: PresenceEntry): void {
     let frame: string | undefined;
     for (const m of this.members.values()) {
       if (m.level !== 2 || m.deviceId === who.deviceId) continue;

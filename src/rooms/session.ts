@@ -4,29 +4,19 @@
  * answers through a SessionSocket and never touches ws directly.
  */
 import type { Logger } from 'pino';
-import type { Bus, RoomMessage } from '../bus/bus.js';
+import type { RoomMessage } from '../bus/bus.js';
 import { CloseCode, ErrorCode, ErrorText } from '../protocol/codes.js';
 import {
   INVALID_JSON_FRAME,
-  PONG_FRAME,
   ackFrame,
   errorFrame,
-  historyFrame,
-  leftFrame,
   protocolErrorFrame,
   roomFrame,
   roomInfoFrame,
   type RoomReplyLevel2,
   type RoomStatus,
 } from '../protocol/encode.js';
-import {
-  frameText,
-  isSeq,
-  parseHello,
-  parseObject,
-  type Hello,
-  type JsonObject,
-} from '../protocol/frames.js';
+import { frameText, parseHello, parseObject, type Hello, type JsonObject } from '../protocol/frames.js';
 import type { RecordWriter } from '../store/record-writer.js';
 import { isoNow } from '../store/timestamp.js';
 import type { ServerIds } from '../store/server-ids.js';
@@ -38,9 +28,16 @@ import type { TokenVerifier } from '../auth/token-verifier.js';
 import type { Room, Member } from './room.js';
 import type { IpLimits } from '../limits/ip-limits.js';
 import { TokenBucket } from '../limits/token-bucket.js';
+import type { RoomChannel } from './room-channel.js';
 import type { RoomHistory } from './room-history.js';
 import type { RoomRegistry } from './room-registry.js';
 import type { TrafficSink } from './traffic.js';
+import { Level2Commands, type Level2Host } from './level2-commands.js';
+import { recover, replayPaced } from './resume.js';
+import { recordEntered, recordLeft, recordQuery } from './session-record.js';
+
+// Still importable from here: the history limits are the protocol's (protocol/commands.ts).
+export { HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT } from '../protocol/commands.js';
 
 /** What a session needs of its socket. */
 export interface SessionSocket {
@@ -62,7 +59,10 @@ export interface SessionContext {
   lobby: Lobby;
   registry: RoomRegistry;
   directory: Directory;
-  bus: Bus;
+  /** The one publish step (seq, record, delivery, ack). */
+  channel: RoomChannel;
+  /** This node's id: every message carries it. */
+  nodeId: string;
   writer: RecordWriter;
   history: RoomHistory;
   connectionIds: ServerIds;
@@ -83,16 +83,16 @@ export interface SessionContext {
   traffic: TrafficSink;
 }
 
-/** `history` without a limit returns this many messages (PROTOCOL.md); more than the cap is cut. */
-export const HISTORY_DEFAULT_LIMIT = 50;
-export const HISTORY_MAX_LIMIT = 1000;
-
 /** Frames a client may send after its hello before its room is assigned; more is a flood. */
 const MAX_EARLY_FRAMES = 256;
 
 /**
  * hello → assigning (room lookup, resume replay) → live (in a room, or in none after a Level 2
  * leave_room) → closed. A Level 2 join_room goes from live back through assigning.
+ *
+ * What lives elsewhere: the Level 2 commands in level2-commands.ts (their frame shapes in
+ * protocol/commands.ts), a resume's recovery and paced replay in resume.ts, and the records a
+ * session writes in session-record.ts. The Level 1 hot path stays here, direct.
  */
 type State = 'hello' | 'assigning' | 'live' | 'closed';
 
@@ -123,6 +123,8 @@ export class Session implements Member {
   /** Authentication on: what the token allows, and the timer that ends the session when it expires. */
   private policy: RoomPolicy | undefined;
   private expiry: ExpiryTimer | undefined;
+  /** A Level 2 client's commands (made once its hello says Level 2). */
+  private level2: Level2Commands | undefined;
   private readonly openedAt = Date.now();
   /** performance.now() at the upgrade, until the first room assignment ends (then -1). */
   private handshakeFrom = performance.now();
@@ -247,6 +249,11 @@ export class Session implements Member {
     this.end(CloseCode.Replaced, 'Replaced by a newer connection of this device');
   }
 
+  kick(reason: string): void {
+    this.ctx.log.info({ conn: this.id, device: this.deviceId, room: this.roomId, reason }, 'kicked');
+    this.end(CloseCode.Kicked, reason);
+  }
+
   private readonly onHelloTimeout = (): void => {
     if (this.state !== 'hello') return;
     this.fail(
@@ -272,6 +279,7 @@ export class Session implements Member {
     this.deviceId = result.hello.deviceId;
     this.identity = result.hello.identity;
     this.level = result.hello.level;
+    if (this.level === 2) this.level2 = new Level2Commands(this.ctx, this.socket, this.level2Host());
     this.bucket = new TokenBucket(this.ctx.rateLimitPerSecond, this.ctx.rateLimitBurst, Date.now());
     this.assign(result.hello).catch((err: unknown) => {
       this.ctx.log.error({ err, conn: this.id, device: this.deviceId }, 'room assignment failed');
@@ -351,8 +359,9 @@ export class Session implements Member {
     byJoinRoom = false,
   ): Promise<void> {
     const { registry, directory, writer, log } = this.ctx;
-    // Whatever is delivered from the moment we are a member waits until the replay is sent.
-    if (resumeAfter !== undefined) this.held = [];
+    // Whatever is delivered from the moment we are a member waits until the room reply (and a
+    // resume's replay) is sent.
+    this.held = [];
     const room = await registry.enter(roomId, this, () => this.state === 'assigning');
     if (room === 'full') {
       this.held = undefined;
@@ -371,24 +380,14 @@ export class Session implements Member {
     this.room = room;
     const current = room.seq;
     this.sentSeq = current;
-    writer.append({ kind: 'device', deviceId: this.deviceId, identity: this.identity, roomId: room.id, at });
-    directory.setLastRoom(this.deviceId, room.id); // after its record: see Directory's eviction
-    writer.append({
-      kind: 'connection_open',
-      id: this.id,
-      deviceId: this.deviceId,
-      roomId: room.id,
-      identity: this.identity,
-      clientIp: this.clientIp,
-      at,
-    });
+    recordEntered(writer, directory, this, room.id, at);
 
     let level2: RoomReplyLevel2 | undefined;
     let replay: RoomMessage[] = [];
     if (this.level === 2) {
       level2 = { members: room.memberList(), seq: current };
       if (resumeAfter !== undefined) {
-        const recovery = await this.recover(room, resumeAfter, current);
+        const recovery = await recover(this.ctx, room, this.deviceId, this.id, resumeAfter, current);
         if (this.state !== 'assigning' || this.room !== room) return; // closed meanwhile
         replay = recovery.replay;
         level2.recovered = recovery.recovered;
@@ -397,20 +396,20 @@ export class Session implements Member {
     }
     this.socket.sendText(roomFrame(room.id, status, level2));
     this.handshakeEnded(status);
-    if (this.held) {
-      // A replay can be far larger than the slow-consumer bound: it is written as the client
-      // reads it (live messages wait in `held`, the client's frames in `early`).
-      for (const m of replay) {
-        this.socket.sendEnvelope(m);
-        if (!(await this.paced(room))) return;
-      }
-      const held = this.held;
-      for (let i = 0; i < held.length; i++) {
-        const m = held[i]!;
-        if (typeof m === 'string') this.socket.sendText(m);
-        else this.send(m);
-        if (!(await this.paced(room))) return;
-      }
+    if (replay.length === 0 && this.held.length === 0) {
+      this.held = undefined;
+    } else {
+      // Written as the client reads it: live messages keep arriving in `held` meanwhile, the
+      // client's frames in `early`.
+      const target = {
+        conn: this.id,
+        room,
+        socket: this.socket,
+        stillEntering: () => this.state === 'assigning' && this.room === room,
+        sendHeld: (m: RoomMessage) => this.send(m),
+        end: (code: number, reason: string) => this.end(code, reason),
+      };
+      if (!(await replayPaced(this.ctx, target, replay, this.held))) return;
       this.held = undefined;
     }
     this.state = 'live';
@@ -427,67 +426,6 @@ export class Session implements Member {
       'room assigned',
     );
     this.drainEarly();
-  }
-
-  /**
-   * During a replay: waits while the client has half the slow-consumer bound unread. False when
-   * the session ended or the client did not read within the hello timeout (then it is closed).
-   */
-  private async paced(room: Room): Promise<boolean> {
-    if (this.socket.bufferedAmount() <= this.ctx.maxBufferedBytes / 2) return true;
-    let timer: NodeJS.Timeout | undefined;
-    const read = await Promise.race([
-      this.socket.drained(),
-      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), this.ctx.helloTimeoutMs))),
-    ]);
-    clearTimeout(timer);
-    if (this.state !== 'assigning' || this.room !== room) return false;
-    if (!read) {
-      this.ctx.log.warn({ conn: this.id, room: room.id }, 'resume: the client does not read its replay');
-      this.end(CloseCode.SlowConsumer, 'slow consumer');
-      return false;
-    }
-    return true;
-  }
-
-  /** What a resume after `after` replays, or why it cannot. */
-  private async recover(
-    room: Room,
-    after: number,
-    current: number,
-  ): Promise<{ recovered: boolean; reason?: string; replay: RoomMessage[] }> {
-    if (after > current) {
-      return {
-        recovered: false,
-        reason: `last_seq ${after} is beyond the room's seq ${current}`,
-        replay: [],
-      };
-    }
-    const max = this.ctx.resumeMaxMessages;
-    if (current - after > max) {
-      return {
-        recovered: false,
-        reason: `${current - after} messages were missed, more than the resume limit of ${max}`,
-        replay: [],
-      };
-    }
-    if (after === current) return { recovered: true, replay: [] };
-    try {
-      return {
-        recovered: true,
-        replay: await this.ctx.history.since(room, this.deviceId, after, current, max),
-      };
-    } catch (err) {
-      this.ctx.log.warn(
-        { conn: this.id, room: room.id, err: (err as Error).message },
-        'resume: history unavailable',
-      );
-      return {
-        recovered: false,
-        reason: 'history is unavailable: the database is not answering',
-        replay: [],
-      };
-    }
   }
 
   /** The hot path: one parse, then deliver the sender's own bytes and queue the record. */
@@ -520,14 +458,13 @@ export class Session implements Member {
 
   /** room_info for the asker, and the query recorded. */
   private queryRoom(room: Room, now: string): void {
-    this.socket.sendText(roomInfoFrame(room.id, room.members.size, room.othersOf(this)));
-    this.ctx.writer.append({ kind: 'room_query', deviceId: this.deviceId, roomId: room.id, at: now });
+    this.socket.sendText(roomInfoFrame(room.id, room.memberCount, room.othersOf(this)));
+    recordQuery(this.ctx.writer, this.deviceId, room.id, now);
   }
 
   /**
-   * Takes a message into the room: refused `unavailable` while the record cannot keep it (the
-   * database and the spool both refuse); held, in order, while the room waits for seqs;
-   * else published at once. With an `ackId`, the ack follows once the record is durable.
+   * Takes a message into the room through the one publish step. With an `ackId`, the ack follows
+   * once the record is durable; a refusal is an `unavailable` error (with the ack_id).
    */
   private accept(
     room: Room,
@@ -537,11 +474,10 @@ export class Session implements Member {
     now: string,
     ackId: unknown,
   ): void {
-    if (this.ctx.writer.stuck) return this.error(ErrorCode.Unavailable, NOT_KEPT, ackId);
-    // Made before its seq is known: a held message keeps its sender and time.
     const message: RoomMessage = {
       roomId: room.id,
       seq: 0,
+      node: this.ctx.nodeId,
       senderId: this.id,
       fromDeviceId: this.deviceId,
       fromIdentity: this.identity,
@@ -550,88 +486,39 @@ export class Session implements Member {
       payload,
       text,
     };
-    if (room.canNumber) return this.publish(room, message, ackId);
-    const admit = (): void => {
-      if (room.canNumber) this.publish(room, message, ackId);
-      else room.hold(admit);
-    };
-    if (!room.hold(admit)) return this.error(ErrorCode.Unavailable, NOT_KEPT, ackId);
-    this.ctx.registry.seqs.starved(room);
+    const socket = this.socket;
+    this.ctx.channel.publish(
+      message,
+      ackId === undefined ? undefined : (seq) => socket.sendText(ackFrame(ackId, seq)),
+      (reason) => {
+        if (this.state !== 'closed') this.error(ErrorCode.Unavailable, notKept(reason), ackId);
+      },
+    );
   }
 
-  /**
-   * The one publish step: the room's next seq, the record, delivery to the room, and the ack
-   * once the record is durable.
-   */
-  private publish(room: Room, message: RoomMessage, ackId: unknown): void {
-    const { writer } = this.ctx;
-    const seq = (message.seq = ++room.seq);
-    if (seq >= room.renewAt) this.ctx.registry.seqs.renew(room);
-    // The record's content is the text's UTF-8, which is `payload` byte for byte.
-    const { fromDeviceId, fromIdentity, to, payload, sentAt } = message;
-    writer.appendMessage(room.id, seq, fromDeviceId, fromIdentity, to, payload, sentAt);
-    this.ctx.traffic.messageReceived();
-    this.ctx.bus.publish(message);
-    if (ackId !== undefined) {
-      const socket = this.socket;
-      writer.whenDurable(writer.ticket, () => socket.sendText(ackFrame(ackId, seq)));
-    }
-  }
-
-  /** A Level 2 client's frame: control messages, directed sends, acks; else a broadcast. */
+  /** A Level 2 client's frame: parsed here once, then handled by its commands. */
   private onLevel2Frame(data: Buffer, isBinary: boolean): void {
     const frame = this.parseFrame(data, isBinary);
-    if (!frame) return;
-    const { text, message } = frame;
-    const ackId = message.ack_id;
-    // ack_id is echoed back in acks and errors: it must survive JSON.stringify (any depth parses).
-    if (ackId !== undefined && reencode(ackId) === undefined) {
-      return this.error(ErrorCode.InvalidMessage, TOO_DEEP, undefined);
-    }
-    switch (message.type) {
-      case 'ping':
-        return this.socket.sendText(PONG_FRAME);
-      case 'join_room':
-        return this.joinRoom(message, ackId);
-      case 'leave_room':
-        return this.leaveRoom(ackId);
-      case 'history':
-        return this.history(message, ackId);
-    }
-    const room = this.room;
-    if (!room) return this.error(ErrorCode.NotInRoom, 'Not in a room: join one first', ackId);
-    const now = isoNow();
-    if (message.type === 'query_room') return this.queryRoom(room, now);
-    if (message.type === 'send') {
-      const { to, data: inner } = message;
-      if (typeof to !== 'string' || to === '' || !isObject(inner)) {
-        return this.error(
-          ErrorCode.InvalidMessage,
-          'A send needs "to" (a device_id) and "data" (an object)',
-          ackId,
-        );
-      }
-      if (!room.hasDevice(to)) {
-        return this.error(ErrorCode.UnknownTarget, `Device ${to} is not in room ${room.id}`, ackId);
-      }
-      const innerText = reencode(inner);
-      if (innerText === undefined) return this.error(ErrorCode.InvalidMessage, TOO_DEEP, ackId);
-      return this.accept(room, innerText, Buffer.from(innerText), to, now, ackId);
-    }
-    // A broadcast: the sender's own bytes, unless ack_id must be taken out first.
-    if (ackId === undefined) return this.accept(room, text, data, null, now, undefined);
-    const { ack_id: _, ...rest } = message;
-    const restText = reencode(rest);
-    if (restText === undefined) return this.error(ErrorCode.InvalidMessage, TOO_DEEP, ackId);
-    this.accept(room, restText, Buffer.from(restText), null, now, ackId);
+    if (frame) this.level2!.handle(frame.message, frame.text, data);
   }
 
-  private joinRoom(message: JsonObject, ackId: unknown): void {
-    const wanted = message.room_id;
-    if (typeof wanted !== 'string' || wanted === '') {
-      return this.error(ErrorCode.InvalidMessage, 'A join_room needs "room_id"', ackId);
-    }
-    const roomId = wanted.toUpperCase();
+  /** What Level2Commands may see and do of this session. */
+  private level2Host(): Level2Host {
+    return {
+      conn: () => this.id,
+      deviceId: () => this.deviceId,
+      room: () => this.room,
+      closed: () => this.state === 'closed',
+      error: (code, message, ackId) => this.error(code, message, ackId),
+      queryRoom: (room, now) => this.queryRoom(room, now),
+      accept: (room, text, payload, to, now, ackId) => this.accept(room, text, payload, to, now, ackId),
+      joinRoom: (roomId, ackId) => this.joinRoom(roomId, ackId),
+      leaveCurrent: () => this.leaveCurrent(),
+    };
+  }
+
+  /** A Level 2 join_room (its room_id read and upper-cased): live → assigning → live elsewhere. */
+  private joinRoom(roomId: string, ackId: unknown): void {
     if (this.room?.id === roomId) {
       // Already there: the same reply as for a join, nothing moves.
       const room = this.room;
@@ -673,13 +560,6 @@ export class Session implements Member {
       });
   }
 
-  private leaveRoom(ackId: unknown): void {
-    const room = this.room;
-    if (!room) return this.error(ErrorCode.NotInRoom, 'Not in a room', ackId);
-    this.leaveCurrent();
-    this.socket.sendText(leftFrame(room.id));
-  }
-
   /** Leaves the current room (if any) and records the end of that stay. */
   private leaveCurrent(): void {
     const room = this.room;
@@ -687,37 +567,7 @@ export class Session implements Member {
     this.room = undefined;
     this.held = undefined;
     this.ctx.registry.leave(room, this);
-    this.ctx.writer.append({ kind: 'connection_close', id: this.id, at: isoNow() });
-  }
-
-  private history(message: JsonObject, ackId: unknown): void {
-    const room = this.room;
-    if (!room) return this.error(ErrorCode.NotInRoom, 'Not in a room: join one first', ackId);
-    const { before_seq: beforeSeq, limit } = message;
-    if (
-      (beforeSeq !== undefined && !(isSeq(beforeSeq) && beforeSeq > 0)) ||
-      (limit !== undefined && !(isSeq(limit) && limit > 0))
-    ) {
-      return this.error(
-        ErrorCode.InvalidMessage,
-        'A history request takes "before_seq" and "limit", positive integers',
-        ackId,
-      );
-    }
-    const before = Math.min(beforeSeq ?? Infinity, room.seq + 1);
-    const count = Math.min(limit ?? HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT);
-    this.ctx.history.before(room, this.deviceId, before, count).then(
-      (messages) => {
-        if (this.state !== 'closed') this.socket.sendText(historyFrame(room.id, messages));
-      },
-      (err: unknown) => {
-        this.ctx.log.warn(
-          { conn: this.id, room: room.id, err: (err as Error).message },
-          'history unavailable',
-        );
-        this.error(ErrorCode.Unavailable, 'History is unavailable right now, try again later', ackId);
-      },
-    );
+    recordLeft(this.ctx.writer, this.id);
   }
 
   /** An error frame that leaves the connection open (with the ack_id it answers, if any). */
@@ -783,23 +633,7 @@ export class Session implements Member {
   }
 }
 
-function isObject(v: unknown): v is JsonObject {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
+function notKept(reason: string): string {
+  return `Message not accepted: ${reason}; it was not delivered, send it again later`;
 }
-
-const TOO_DEEP = 'Message is nested too deeply to be re-encoded';
-const NOT_KEPT =
-  'Message not accepted: the record cannot be written now (database and spool unavailable); it was not delivered, send it again later';
 const TOO_MANY_FAILED_JOINS = 'Too many attempts to join rooms that do not exist; try again in a minute';
-
-/**
- * JSON text of a parsed object. JSON.parse takes any depth but JSON.stringify recurses, so a
- * hostile nesting depth throws here: undefined then (answered invalid_message).
- */
-function reencode(value: unknown): string | undefined {
-  try {
-    return JSON.stringify(value);
-  } catch {
-    return undefined;
-  }
-}

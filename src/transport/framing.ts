@@ -119,15 +119,34 @@ export function sendPreframed(socket: WebSocket, wire: readonly Buffer[]): void 
   (socket as unknown as WsInternals)._sender.sendFrame(wire);
 }
 
-export function sendFramed(socket: WebSocket, message: RoomMessage): void {
-  message.wire ??= textFrame(message.payload);
+/**
+ * The framed forms of the message being delivered. A message is delivered to all of a room's
+ * members here in one synchronous loop, so one entry per form is the whole cache: the first
+ * recipient of each kind frames it, the others reuse it. (The message itself stays plain data.)
+ */
+let level1Of: RoomMessage | undefined;
+let level1Wire: readonly Buffer[] = [];
+let level2Of: RoomMessage | undefined;
+let level2Wire: readonly Buffer[] = [];
+
+/** Sends a message's Level 1 bytes; returns the payload bytes sent. */
+export function sendFramed(socket: WebSocket, message: RoomMessage): number {
+  if (level1Of !== message) {
+    level1Wire = textFrame(message.payload);
+    level1Of = message;
+  }
   corkForTick(socket);
-  (socket as unknown as WsInternals)._sender.sendFrame(message.wire);
+  (socket as unknown as WsInternals)._sender.sendFrame(level1Wire);
+  return message.payload.length;
 }
 
-/** The Level 2 envelope of a message, encoded and framed once for all Level 2 recipients. */
-export function sendEnvelopeFramed(socket: WebSocket, message: RoomMessage): void {
-  message.envelopeWire ??= textFrame(Buffer.from(messageEnvelope(message)));
+/** Sends a message's Level 2 envelope; returns the payload bytes sent. */
+export function sendEnvelopeFramed(socket: WebSocket, message: RoomMessage): number {
+  if (level2Of !== message) {
+    level2Wire = textFrame(Buffer.from(messageEnvelope(message)));
+    level2Of = message;
+  }
   corkForTick(socket);
-  (socket as unknown as WsInternals)._sender.sendFrame(message.envelopeWire);
+  (socket as unknown as WsInternals)._sender.sendFrame(level2Wire);
+  return framedPayloadBytes(level2Wire);
 }

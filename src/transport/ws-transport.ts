@@ -8,7 +8,6 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import {
   frameEnds,
   frameStarts,
-  framedPayloadBytes,
   isCorked,
   preframed,
   sendEnvelopeFramed,
@@ -226,14 +225,12 @@ export class WsTransport {
       },
       sendFrame: (message) => {
         if (ws.readyState !== ws.OPEN) return;
-        sendFramed(ws, message);
-        traffic.bytesSent(message.payload.length);
+        traffic.bytesSent(sendFramed(ws, message));
         wrote();
       },
       sendEnvelope: (message) => {
         if (ws.readyState !== ws.OPEN) return;
-        sendEnvelopeFramed(ws, message);
-        traffic.bytesSent(framedPayloadBytes(message.envelopeWire!));
+        traffic.bytesSent(sendEnvelopeFramed(ws, message));
         wrote();
       },
       bufferedAmount: () => ws.bufferedAmount,
