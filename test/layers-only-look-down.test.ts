@@ -13,7 +13,10 @@ const NEVER: Record<string, readonly string[]> = {
   config: ['store', 'bus', 'rooms', 'transport', 'http', 'metrics', 'cli', 'protocol'],
   protocol: ['bus', 'rooms', 'store', 'transport', 'auth', 'http', 'metrics', 'cli'],
   auth: ['rooms', 'bus', 'store', 'transport', 'http', 'metrics', 'cli'],
-  bus: ['rooms', 'store', 'transport', 'http', 'metrics', 'cli'],
+  // The cluster's Redis connection and node membership: under the bus and presence.
+  cluster: ['bus', 'presence', 'rooms', 'store', 'transport', 'http', 'metrics', 'cli'],
+  bus: ['presence', 'rooms', 'store', 'transport', 'http', 'metrics', 'cli'],
+  presence: ['bus', 'rooms', 'store', 'transport', 'http', 'metrics', 'cli'],
   store: ['rooms', 'bus', 'transport', 'http', 'metrics', 'cli', 'auth'],
 };
 
