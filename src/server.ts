@@ -10,6 +10,12 @@ import type { Logger } from 'pino';
 import type { Config } from './config/schema.js';
 import { redactUrl } from './config/load.js';
 import { LocalBus } from './bus/local-bus.js';
+import { RedisBus } from './bus/redis-bus.js';
+import { RedisLink } from './cluster/redis-link.js';
+import { RedisNodes } from './cluster/redis-nodes.js';
+import { RedisPresence } from './presence/redis-presence.js';
+import type { PresenceEntry } from './presence/presence.js';
+import { RedisLastRooms } from './rooms/redis-last-rooms.js';
 import { OriginAllowList } from './auth/origins.js';
 import { createPortServer, loadTls } from './auth/tls.js';
 import { JwtVerifier } from './auth/token-verifier.js';
@@ -60,6 +66,10 @@ export class RoomServer {
   /** This server among others: host, process and a random part (see writer-lease.ts). */
   readonly nodeId = newNodeId();
   private lease: WriterLease | undefined;
+  /** Cluster mode (--redis-url): the node's Redis connections and its membership. */
+  private link: RedisLink | undefined;
+  private nodes: RedisNodes | undefined;
+  private connectionIds: ServerIds | undefined;
   private store: Store | undefined;
   private writer: RecordWriter | undefined;
   private registry: RoomRegistry | undefined;
@@ -110,8 +120,12 @@ export class RoomServer {
     ));
     const applied = await store.migrate();
     if (applied.length) log.info({ migrations: applied }, 'database migrated');
-    // Before anything is written: the spool's records and everything after are this server's.
-    if (needsWriterLease(config.databaseUrl)) {
+    const cluster = config.redisUrl !== '';
+    if (cluster) {
+      // Several servers share the database: Redis membership takes the writer lease's place.
+      await this.joinCluster(store);
+    } else if (needsWriterLease(config.databaseUrl)) {
+      // Before anything is written: the spool's records and everything after are this server's.
       const lease = new WriterLease(store, this.nodeId, config.leaseTtlMs, log, (holder) =>
         this.leaseLost(holder),
       );
@@ -135,16 +149,23 @@ export class RoomServer {
         flushMs: config.writerFlushMs,
         queueMax: config.writerQueueMax,
         writeTimeoutMs: config.writerTimeoutMs,
-        spoolPath: spoolFileFor(config.spoolDir, config.databaseUrl),
+        // Cluster mode: nodes on one host may share the folder; each node (by its port) its file.
+        spoolPath: cluster
+          ? spoolFileFor(config.spoolDir, config.databaseUrl).replace(/\.spool$/, `-port${config.port}.spool`)
+          : spoolFileFor(config.spoolDir, config.databaseUrl),
         legacySpoolPath: legacySpoolFileFor(config.spoolDir, config.databaseUrl),
+        idSlot: this.nodes?.slot(),
       },
       log,
     ));
     // Before anything else touches the record: the spool holds the oldest records (connections
     // among them, which the next step closes) and ids the generators must stay above.
     await writer.replaySpool();
-    const closed = await store.closeOpenConnections(new Date().toISOString());
-    if (closed) log.warn({ connections: closed }, 'closed connections left open by an earlier crash');
+    if (!cluster) {
+      const closed = await store.closeOpenConnections(new Date().toISOString());
+      if (closed) log.warn({ connections: closed }, 'closed connections left open by an earlier crash');
+    }
+    // Cluster mode: a crashed node's connections are closed by the node that reaps it (RedisNodes).
     writer.roomQueryIds.raise(await store.maxRoomQueryId());
 
     const metrics = new ServerMetrics({
@@ -154,13 +175,33 @@ export class RoomServer {
       recordsPending: () => writer.pending,
       recordsSpooled: () => writer.spooled,
       databaseUp: () => !writer.databaseFailing,
+      redisUp: () => this.link?.connected,
       retentionDeleted: () => this.retention?.deleted,
     });
     writer.onBatchWritten(metrics.batchWritten);
 
-    const directory = (this.directory = new Directory(store, writer, config.roomCacheSize));
-    const bus = (this.bus = new LocalBus(this.nodeId, new SeqReservations(writer)));
-    const presence = (this.presence = new LocalPresence());
+    const link = this.link;
+    const directory = (this.directory = new Directory(
+      store,
+      writer,
+      config.roomCacheSize,
+      link && new RedisLastRooms(link, log),
+    ));
+    const reservations = new SeqReservations(writer);
+    const bus = (this.bus = link
+      ? new RedisBus({
+          link,
+          nodeId: this.nodeId,
+          historyWindow: config.historyWindow,
+          reserve: (roomId, through) => reservations.reserveThrough(roomId, through),
+          log,
+        })
+      : new LocalBus(this.nodeId, reservations));
+    // Before listening: a command for this node (replace, kick) must not find it unsubscribed.
+    if (bus instanceof RedisBus) await bus.ready();
+    const presence = (this.presence = link
+      ? new RedisPresence({ link, nodeId: this.nodeId, log })
+      : new LocalPresence());
     const registry = (this.registry = new RoomRegistry(directory, bus, presence, {
       sameDevice: config.sameDevice,
       historyWindow: config.historyWindow,
@@ -168,7 +209,10 @@ export class RoomServer {
       traffic: metrics,
     }));
     const ipLimits = (this.ipLimits = new IpLimits(config));
-    const connectionIds = new ServerIds(await store.maxConnectionId());
+    const connectionIds = (this.connectionIds = new ServerIds(
+      await store.maxConnectionId(),
+      this.nodes?.slot(),
+    ));
 
     const http = (this.http = createPortServer(
       tls,
@@ -183,6 +227,7 @@ export class RoomServer {
         }),
         stopping: () => this.stopping,
         status: () => this.status(),
+        ...(link && { redis: () => (link.connected ? ('up' as const) : ('down' as const)) }),
         metrics: config.metricsPort === undefined ? metrics : undefined,
       }),
     ));
@@ -329,6 +374,59 @@ export class RoomServer {
     return this.stopped;
   }
 
+  /**
+   * Cluster mode: connects to Redis and joins the nodes (a heartbeat, and an id slot that keeps
+   * this node's connection ids apart from the others'). A Redis that does not answer stops the
+   * start: the node could serve no room.
+   */
+  private async joinCluster(store: Store): Promise<void> {
+    const { config, log } = this;
+    const link = (this.link = new RedisLink({ url: config.redisUrl, prefix: config.redisPrefix, log }));
+    const nodes = new RedisNodes({
+      link,
+      nodeId: this.nodeId,
+      ttlMs: config.nodeTtlMs,
+      onReaped: (entries) => this.reaped(entries),
+      onSlotChanged: (slot) => {
+        this.connectionIds?.useSlot(slot);
+        this.writer?.roomQueryIds.useSlot(slot);
+      },
+      log,
+    });
+    try {
+      await link.connect();
+      await nodes.start();
+    } catch (err) {
+      // A refused start leaves nothing open: there is nothing for the caller to stop.
+      await nodes.stop().catch(() => undefined);
+      await link.close().catch(() => undefined);
+      this.link = undefined;
+      this.store = undefined;
+      await store.close();
+      throw new ClusterStartError(config.redisUrl, err as Error);
+    }
+    this.nodes = nodes;
+    log.info(
+      { node: this.nodeId, slot: nodes.slot(), redis: redactUrl(config.redisUrl) },
+      'joined the cluster',
+    );
+  }
+
+  /** A dead node's connections, just taken out of their rooms: recorded closed (once: we reaped it). */
+  private reaped(entries: { roomId: string; entry: PresenceEntry }[]): void {
+    const at = new Date().toISOString();
+    for (const { entry } of entries) this.writer?.append({ kind: 'connection_close', id: entry.connId, at });
+    const nodes = [...new Set(entries.map((e) => e.entry.node))];
+    this.log.warn({ nodes, connections: entries.length }, 'dead node reaped: its members left their rooms');
+  }
+
+  private async leaveCluster(): Promise<void> {
+    await this.nodes
+      ?.stop()
+      .catch((err: unknown) => this.log.debug({ err: (err as Error).message }, 'node stop'));
+    await this.link?.close().catch(() => undefined);
+  }
+
   /** Another server took the database over (our lease had expired): two writers, so this one stops. */
   private leaseLost(holder: string): void {
     const message = `writer lease lost to node ${holder}`;
@@ -359,6 +457,7 @@ export class RoomServer {
     await closedHttp;
     await this.bus?.close();
     await this.presence?.close();
+    await this.leaveCluster();
     // Rooms no longer in memory give their unused seqs back: after a clean stop none is skipped.
     this.directory?.giveBackAll();
     await withTimeout(retentionStopped ?? Promise.resolve(), 1_000, '').catch(() => undefined);
@@ -492,4 +591,12 @@ function memory(): Record<string, number> {
     oldSpaceMiB: mib(oldSpace),
     externalMiB: mib(m.external),
   };
+}
+
+/** Cluster mode could not start: Redis did not answer (or has no slot left). One line for the CLI. */
+export class ClusterStartError extends Error {
+  override name = 'ClusterStartError';
+  constructor(url: string, cause: Error) {
+    super(`cluster mode: Redis at ${redactUrl(url)} is unavailable: ${cause.message}`);
+  }
 }

@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig, redactUrl } from '../config/load.js';
 import { SETTINGS, type SettingSpec } from '../config/schema.js';
 import { createLogger } from '../log/logger.js';
-import { RoomServer } from '../server.js';
+import { ClusterStartError, RoomServer } from '../server.js';
 import { DatabaseOpenError } from '../store/open-errors.js';
 import { openStore } from '../store/open-store.js';
 import { LeaseHeldError } from '../store/writer-lease.js';
@@ -56,10 +56,11 @@ function settingsOf(command: Exclude<Command, 'bench'>): SettingSpec[] {
 const EXIT_CODES = [
   'Exit codes: 0 ok, also when stopped by SIGTERM/SIGINT (a second one ends the drain at once; the',
   'record is still written or spooled); 1 could not start (the database unreachable: nothing',
-  'listening, no answer, unknown host; a port in use), or failed while running; 2 bad usage or',
-  'configuration (a wrong option or value, the database refused the login or does not exist, the',
-  'SQLite file cannot be created); 3 the database is held by another running server (one database',
-  'takes one server).',
+  'listening, no answer, unknown host; a port in use; cluster mode: Redis unreachable), or failed',
+  'while running; 2 bad usage or configuration (a wrong option or value, the database refused the',
+  'login or does not exist, the SQLite file cannot be created, SQLite with --redis-url); 3 the',
+  'database is held by another running server (one database takes one server, unless every',
+  'server on it runs in cluster mode with --redis-url).',
 ];
 
 function usage(command?: Exclude<Command, 'bench'>): string {
@@ -313,6 +314,12 @@ async function main(argv: string[]): Promise<number> {
     if (err instanceof DatabaseOpenError) {
       await server.stop().catch(() => undefined);
       return refusedDatabase(err, config.databaseUrl);
+    }
+    if (err instanceof ClusterStartError) {
+      // Redis may come back by itself: exit 1, so that a supervisor retries.
+      console.error(err.message);
+      await server.stop().catch(() => undefined);
+      return 1;
     }
     const listen = listenProblem(err);
     if (listen) {

@@ -204,6 +204,8 @@ export interface RedisNodesOptions {
   nodeId: string;
   /** How long a node counts as alive after its last heartbeat (default 10 s). */
   ttlMs?: number;
+  /** This node took another slot (it lost its own while cut off past its TTL). */
+  onSlotChanged?(slot: number): void;
   /** The connections of a dead node, just removed from their rooms. */
   onReaped(entries: { roomId: string; entry: RoomConnection }[]): void;
   log: Logger;
@@ -287,6 +289,7 @@ export class RedisNodes {
   private readonly nodeId: string;
   private readonly ttlMs: number;
   private readonly onReaped: RedisNodesOptions['onReaped'];
+  private readonly onSlotChanged: RedisNodesOptions['onSlotChanged'];
   private readonly log: Logger;
   private timer: NodeJS.Timeout | undefined;
   private leased: number | undefined;
@@ -299,6 +302,7 @@ export class RedisNodes {
     this.nodeId = options.nodeId;
     this.ttlMs = options.ttlMs ?? DEFAULT_TTL_MS;
     this.onReaped = options.onReaped;
+    this.onSlotChanged = options.onSlotChanged;
     this.log = options.log;
   }
 
@@ -383,6 +387,7 @@ export class RedisNodes {
     if (kept === 1) return;
     // Cut off past the TTL, and another node took the slot meanwhile.
     this.leased = await this.claimSlot();
+    this.onSlotChanged?.(this.leased);
     this.log.error(
       { slot, newSlot: this.leased },
       'cluster: this node lost its slot while cut off and took another; connection ids use the new one',

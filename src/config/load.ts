@@ -71,6 +71,24 @@ export function loadConfig(
       );
     }
   }
+  if (config.redisUrl !== '') {
+    if (!/^rediss?:\/\/[^/]/.test(config.redisUrl)) {
+      throw new ConfigError(
+        `Invalid setting --redis-url / REDIS_URL: "${redactUrl(config.redisUrl)}" is not a Redis URL (redis://HOST:PORT or rediss://HOST:PORT)`,
+      );
+    }
+    // Every node writes the same record, with seqs and ids that only a shared database keeps unique.
+    if (backend === 'sqlite') {
+      throw new ConfigError(
+        'Invalid settings: cluster mode (--redis-url) needs a database every node shares: --database-url must be mysql://… or postgres://…, not SQLite (a file only one server can write)',
+      );
+    }
+    if (config.retainRooms !== undefined) {
+      throw new ConfigError(
+        'Invalid settings: --retain-rooms is not supported in cluster mode (--redis-url) yet: another node may be about to let a member into the room it would forget',
+      );
+    }
+  }
   if (config.dbPoolIdle > config.dbPoolMax) {
     throw new ConfigError(
       `Invalid setting --db-pool-idle / DB_POOL_IDLE (got ${config.dbPoolIdle}): more than --db-pool-max (${config.dbPoolMax})`,

@@ -153,6 +153,36 @@ export const SETTINGS: SettingSpec[] = [
       "The writer lease: how long a server's hold on its database lasts unless renewed (every third of it), in milliseconds. Another server on that database refuses to start while it holds.",
   },
   {
+    key: 'redisUrl',
+    flag: 'redis-url',
+    env: 'REDIS_URL',
+    // Unset: one node, and Redis is never touched.
+    schema: z.string().default(''),
+    shownDefault: '(none: one node)',
+    description:
+      'Cluster mode: redis://[USER:PASSWORD@]HOST:PORT[/DB] (rediss:// for TLS). Every node on the same Redis and the same MySQL/MariaDB or PostgreSQL database serves one room space; SQLite is refused. See docs/scaling.md.',
+  },
+  {
+    key: 'redisPrefix',
+    flag: 'redis-prefix',
+    env: 'REDIS_PREFIX',
+    // Lets several clusters (or a test run) share one Redis without seeing each other.
+    schema: z.string().min(1).max(64).default('rm:'),
+    shownDefault: 'rm:',
+    description: 'Cluster mode: the prefix of every Redis key and channel this cluster uses.',
+  },
+  {
+    key: 'nodeTtlMs',
+    flag: 'node-ttl-ms',
+    env: 'NODE_TTL_MS',
+    // A killed node's members leave the rooms within about 1⅓ of this (the others look every third
+    // of it); two heartbeats may be lost to a Redis hiccup before a live node counts as dead.
+    schema: int(600, 600_000).default(10_000),
+    shownDefault: '10000',
+    description:
+      'Cluster mode: a node that has not renewed its heartbeat for this long (ms) is dead: its members leave their rooms (member_left) and its connections are recorded closed, by the first other node to notice.',
+  },
+  {
     key: 'trustedProxies',
     flag: 'trusted-proxies',
     env: 'TRUSTED_PROXIES',
@@ -610,6 +640,9 @@ export interface Config {
   dbPoolIdle: number;
   dbTimeoutMs: number;
   leaseTtlMs: number;
+  redisUrl: string;
+  redisPrefix: string;
+  nodeTtlMs: number;
   roomCacheSize: number;
   /** Retention periods in ms; undefined = keep forever. */
   retainMessages: number | undefined;

@@ -8,7 +8,8 @@
  *                  behind (reading from clients paused for the database to catch up), or
  *                  stopping (`status: draining` while clients are closed in batches, then
  *                  `stopping`). Both say `database: up | down` and how many records wait to be
- *                  written (`pending`, of which `spooled` are in the spool file).
+ *                  written (`pending`, of which `spooled` are in the spool file). In cluster
+ *                  mode also `redis: up | down`: not ready while the node is cut off from Redis.
  *   GET /metrics → Prometheus text (src/metrics), unless --metrics-port serves it apart: then
  *                  404 here, and that port serves /metrics alone (createMetricsHandler).
  */
@@ -22,6 +23,8 @@ export interface HealthSource {
   /** While a stop closes clients in batches: `draining`; after: `stopping`. */
   stopping(): false | 'draining' | 'stopping';
   status(): Record<string, unknown>;
+  /** Cluster mode: whether this node reaches Redis; absent on a single node. */
+  redis?(): 'up' | 'down';
   /** Serves /metrics; absent when --metrics-port serves it apart (then 404 here). */
   metrics?: MetricsSource;
 }
@@ -60,8 +63,14 @@ export function createHttpHandler(health: HealthSource) {
             // A database that answers a ping may still refuse or stall writes (a full disk, a
             // held lock): ready only while records are being written.
             const records = health.records();
-            const ready = records.writes === 'ok';
-            json(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not_ready', database: 'up', records });
+            const redis = health.redis?.();
+            const ready = records.writes === 'ok' && redis !== 'down';
+            json(res, ready ? 200 : 503, {
+              status: ready ? 'ready' : 'not_ready',
+              database: 'up',
+              ...(redis && { redis }),
+              records,
+            });
           },
           (err: unknown) =>
             json(res, 503, {
@@ -69,6 +78,7 @@ export function createHttpHandler(health: HealthSource) {
               database: 'down',
               // The driver's message (e.g. "connect ECONNREFUSED 127.0.0.1:3306"), never the URL.
               error: (err as Error)?.message ?? String(err),
+              ...(health.redis && { redis: health.redis() }),
               records: health.records(),
             }),
         );

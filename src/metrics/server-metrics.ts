@@ -36,6 +36,8 @@ export interface ServerState {
   recordsSpooled(): number;
   /** Whether the record writer's last database write succeeded. */
   databaseUp(): boolean;
+  /** Cluster mode: whether this node reaches Redis; undefined on a single node (no such metric). */
+  redisUp(): boolean | undefined;
   /** Rows the retention deleted since start, by table (rooms: forgotten); none when it is off. */
   retentionDeleted(): object | undefined;
 }
@@ -98,6 +100,11 @@ export class ServerMetrics implements TrafficSink {
       "1 while the record writer's database writes succeed, 0 while they fail",
       () => (state.databaseUp() ? 1 : 0),
     );
+    if (state.redisUp() !== undefined) {
+      read('room_manager_redis_up', '1 while this cluster node reaches Redis, 0 while it is cut off', () =>
+        state.redisUp() ? 1 : 0,
+      );
+    }
     copied('room_manager_messages_received_total', 'Messages accepted into rooms', () => this.messagesIn);
     copied(
       'room_manager_messages_delivered_total',

@@ -115,7 +115,7 @@ export const CloseCode = {
   RoomFull: 4015,
   /** Rate limits exceeded: a message flood, too many connections or failed joins from one IP. */
   RateLimited: 4029,
-  /** The database is unavailable and the hello needed it. */
+  /** The database (in cluster mode also Redis) is unavailable and the hello needed it. */
   Unavailable: 4503,
 } as const;
 export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];

@@ -25,6 +25,15 @@ interface KnownRoom {
   seq: { last: number; reserved: number } | undefined;
 }
 
+/**
+ * Cluster mode: each device's last room where every node sees it at once (Redis), since another
+ * node's record of it may still be queued in that node's writer.
+ */
+export interface SharedLastRooms {
+  get(deviceId: string): Promise<string | undefined>;
+  set(deviceId: string, roomId: string): void;
+}
+
 /** Where a room entering memory starts: its last seq and the reservation it may use. */
 export interface RoomStart {
   last: number;
@@ -47,6 +56,12 @@ export class Directory {
     private readonly store: Store,
     private readonly writer: RecordWriter,
     cacheSize: number,
+    /**
+     * Cluster mode. Other nodes move rooms' seqs on and raise their reservations, so a room's seq
+     * is never kept here once it leaves this node (Redis has it; the database when Redis lost
+     * it) and no reservation is given back.
+     */
+    private readonly shared?: SharedLastRooms,
   ) {
     this.rooms = new LruMap(cacheSize, (key, room) => {
       this.giveBack(key, room);
@@ -119,6 +134,8 @@ export class Directory {
   }
 
   async lastRoomOf(deviceId: string): Promise<string | undefined> {
+    const shared = await this.shared?.get(deviceId);
+    if (shared !== undefined) return shared;
     const cached = this.devices.get(deviceId);
     if (cached !== undefined) return cached;
     await this.settle(this.evictedDevices, deviceId);
@@ -129,6 +146,7 @@ export class Directory {
 
   setLastRoom(deviceId: string, roomId: string): void {
     this.devices.set(deviceId, roomId);
+    this.shared?.set(deviceId, roomId);
   }
 
   /**
@@ -150,7 +168,7 @@ export class Directory {
 
   /** A room left memory at this seq, with this durable reservation. */
   roomDeactivated(roomId: string, last: number, reserved: number): void {
-    this.rooms.set(roomId, { seq: { last, reserved } });
+    this.rooms.set(roomId, { seq: this.shared ? undefined : { last, reserved } });
   }
 
   /** For a clean stop: gives back the reservations of every room not in memory. */
@@ -161,7 +179,8 @@ export class Directory {
   /** Sets a cached room's reservation back to its last seq (no number is skipped). */
   private giveBack(roomId: string, room: KnownRoom): void {
     const seq = room.seq;
-    if (!seq || seq.reserved <= seq.last) return;
+    // Cluster mode: another node may be handing out seqs under this reservation.
+    if (!seq || seq.reserved <= seq.last || this.shared) return;
     this.writer.append({ kind: 'room_seq_given_back', roomId, reserved: seq.last });
     seq.reserved = seq.last;
   }

@@ -50,6 +50,8 @@ export interface RecordWriterOptions {
    * reading paused forever once the queue is full.
    */
   writeTimeoutMs?: number;
+  /** Cluster mode: this node's id slot, so that room_query ids stay unique across nodes (ServerIds). */
+  idSlot?: number;
 }
 
 /** What a batch write that outlived `writeTimeoutMs` fails with. */
@@ -146,13 +148,14 @@ export class RecordWriter {
    * Ids for room_query records: server-assigned when appended, so that a rewrite inserts nothing
    * twice.
    */
-  readonly roomQueryIds = new ServerIds(0);
+  readonly roomQueryIds: ServerIds;
 
   constructor(
     private readonly store: Store,
     private readonly options: RecordWriterOptions,
     private readonly log: Logger,
   ) {
+    this.roomQueryIds = new ServerIds(0, options.idSlot);
     this.queueMax = Math.max(1, options.queueMax ?? Infinity);
     if (options.spoolPath) {
       this.spool = new Spool(options.spoolPath);

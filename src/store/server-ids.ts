@@ -15,7 +15,7 @@ export const ID_SLOTS = 16;
 
 export class ServerIds {
   private last: number;
-  private readonly slot: number | undefined;
+  private slot: number | undefined;
 
   /** Without `slot`, ids are unique within this process only (one server per database). */
   constructor(maxRecorded: number, slot?: number) {
@@ -36,6 +36,14 @@ export class ServerIds {
     const from = candidate > this.last ? candidate : this.last + 1;
     this.last = from + ((this.slot - (from % ID_SLOTS) + ID_SLOTS) % ID_SLOTS);
     return this.last;
+  }
+
+  /** A node that lost its slot (cut off past its TTL) continues on another one. */
+  useSlot(slot: number): void {
+    if (!(Number.isInteger(slot) && slot >= 0 && slot < ID_SLOTS)) {
+      throw new RangeError(`id slot ${String(slot)}: an integer from 0 to ${ID_SLOTS - 1}`);
+    }
+    this.slot = slot;
   }
 
   /** Makes every later id larger than `maxRecorded` (an id found in the database or a spool). */

@@ -25,8 +25,8 @@ export class LeaseHeldError extends Error {
     super(
       `another room-manager holds this database (node ${holder.nodeId} on host ${holder.host}, ` +
         `pid ${holder.pid}, lease renewed until ${new Date(holder.expiresMs).toISOString()}): ` +
-        'one database takes one server; to run several servers on one database use cluster mode ' +
-        '(--redis-url, not in this version yet)',
+        'one database takes one server; to run several servers on one database, start every one ' +
+        'of them in cluster mode (--redis-url, see docs/scaling.md)',
     );
     this.name = 'LeaseHeldError';
   }
