@@ -391,6 +391,7 @@ export class RoomServer {
         this.connectionIds?.useSlot(slot);
         this.writer?.roomQueryIds.useSlot(slot);
       },
+      onEvicted: () => this.transport?.restartAll(),
       log,
     });
     try {

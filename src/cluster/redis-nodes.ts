@@ -206,6 +206,11 @@ export interface RedisNodesOptions {
   ttlMs?: number;
   /** This node took another slot (it lost its own while cut off past its TTL). */
   onSlotChanged?(slot: number): void;
+  /**
+   * The others declared this node dead while it was cut off (or stalled) past its TTL: its
+   * members were taken out of their rooms and recorded closed. It is a member again now.
+   */
+  onEvicted?(): void;
   /** The connections of a dead node, just removed from their rooms. */
   onReaped(entries: { roomId: string; entry: RoomConnection }[]): void;
   log: Logger;
@@ -231,19 +236,22 @@ return -1
 };
 
 /**
- * Heartbeat, membership and the slot's lease, together. KEYS: heartbeat, nodes, slot. ARGV:
- * nodeId, ttl. Returns 0 when another node holds the slot (it expired while this one was cut off).
+ * Heartbeat, membership and the slot's lease, together. KEYS: heartbeat, nodes, slot, reaped
+ * mark. ARGV: nodeId, ttl. Returns {kept, reaped}: kept 0 when another node holds the slot (it
+ * expired while this one was cut off); reaped 1 when another node reaped this one meanwhile (its
+ * mark, taken away here; a Redis that came back empty has none: that is no reaping).
  */
 const HEARTBEAT: LuaScript = {
   name: 'rmNodesHeartbeat',
-  keys: 3,
+  keys: 4,
   lua: `
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 redis.call('SADD', KEYS[2], ARGV[1])
+local reaped = redis.call('DEL', KEYS[4])
 local holder = redis.call('GET', KEYS[3])
-if holder and holder ~= ARGV[1] then return 0 end
+if holder and holder ~= ARGV[1] then return {0, reaped} end
 redis.call('SET', KEYS[3], ARGV[1], 'PX', ARGV[2])
-return 1
+return {1, reaped}
 `,
 };
 
@@ -251,12 +259,13 @@ return 1
  * Claims a dead node for reaping: only if its heartbeat is gone and it is still a member (the
  * first claim removes it, so a second reaper gets 0). Its connections move to a set of their own
  * (added to what a crashed reaper may have left there), so that if it comes back, the
- * connections it lists again are told apart. KEYS: heartbeat, nodes, its connections, reaping.
- * ARGV: nodeId.
+ * connections it lists again are told apart; it is marked reaped (for a day), so that if it was
+ * alive after all it learns so at its next heartbeat. KEYS: heartbeat, nodes, its connections,
+ * reaping, reaped mark. ARGV: nodeId.
  */
 const CLAIM_DEAD: LuaScript = {
   name: 'rmNodesClaimDead',
-  keys: 4,
+  keys: 5,
   lua: `
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 if redis.call('SREM', KEYS[2], ARGV[1]) == 0 then return 0 end
@@ -264,6 +273,7 @@ if redis.call('EXISTS', KEYS[3]) == 1 then
   redis.call('SUNIONSTORE', KEYS[4], KEYS[4], KEYS[3])
   redis.call('DEL', KEYS[3])
 end
+redis.call('SET', KEYS[5], '1', 'PX', 86400000)
 return 1
 `,
 };
@@ -290,6 +300,7 @@ export class RedisNodes {
   private readonly ttlMs: number;
   private readonly onReaped: RedisNodesOptions['onReaped'];
   private readonly onSlotChanged: RedisNodesOptions['onSlotChanged'];
+  private readonly onEvicted: RedisNodesOptions['onEvicted'];
   private readonly log: Logger;
   private timer: NodeJS.Timeout | undefined;
   private leased: number | undefined;
@@ -303,6 +314,7 @@ export class RedisNodes {
     this.ttlMs = options.ttlMs ?? DEFAULT_TTL_MS;
     this.onReaped = options.onReaped;
     this.onSlotChanged = options.onSlotChanged;
+    this.onEvicted = options.onEvicted;
     this.log = options.log;
   }
 
@@ -377,14 +389,24 @@ export class RedisNodes {
 
   private async heartbeat(): Promise<void> {
     const slot = this.leased!;
-    const kept = Number(
-      await this.link.run(
-        HEARTBEAT,
-        [this.heartbeatKey(this.nodeId), this.link.key('nodes'), this.slotKey(slot)],
-        [this.nodeId, this.ttlMs],
-      ),
-    );
-    if (kept === 1) return;
+    const [kept, reaped] = (await this.link.run(
+      HEARTBEAT,
+      [
+        this.heartbeatKey(this.nodeId),
+        this.link.key('nodes'),
+        this.slotKey(slot),
+        this.reapedKey(this.nodeId),
+      ],
+      [this.nodeId, this.ttlMs],
+    )) as [number, number];
+    if (reaped === 1) {
+      this.log.error(
+        { node: this.nodeId },
+        'cluster: the other nodes declared this node dead (its heartbeat lapsed): its clients are closed (1012) to reconnect',
+      );
+      this.onEvicted?.();
+    }
+    if (Number(kept) === 1) return;
     // Cut off past the TTL, and another node took the slot meanwhile.
     this.leased = await this.claimSlot();
     this.onSlotChanged?.(this.leased);
@@ -412,7 +434,13 @@ export class RedisNodes {
     const reapingKey = this.link.key('node', deadId, 'reaping');
     const claimed = await this.link.run(
       CLAIM_DEAD,
-      [this.heartbeatKey(deadId), this.link.key('nodes'), this.connsKey(deadId), reapingKey],
+      [
+        this.heartbeatKey(deadId),
+        this.link.key('nodes'),
+        this.connsKey(deadId),
+        reapingKey,
+        this.reapedKey(deadId),
+      ],
       [deadId],
     );
     if (Number(claimed) !== 1) return;
@@ -464,5 +492,9 @@ export class RedisNodes {
 
   private slotKey(slot: number): string {
     return this.link.key('slot', slot);
+  }
+
+  private reapedKey(nodeId: string): string {
+    return this.link.key('node', nodeId, 'reaped');
   }
 }

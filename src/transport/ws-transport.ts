@@ -320,6 +320,15 @@ export class WsTransport {
   }
 
   /**
+   * Closes every live connection with 1012 as a drain does, at once, and keeps serving: for a
+   * cluster node the others declared dead (its members were taken out of their rooms and
+   * recorded closed), so that its clients reconnect and the rooms and the record tell the truth.
+   */
+  restartAll(): void {
+    for (const [ws, conn] of [...this.live]) this.closeForRestart(ws, conn);
+  }
+
+  /**
    * A drain's close of one connection: nothing more is read from it, and once what it sent is
    * durable (its acks sent, which wait for that) it is closed with 1012 and its disconnect
    * recorded. So a Level 2 client knows what was taken: every message acked, or not taken.
