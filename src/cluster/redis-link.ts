@@ -47,9 +47,14 @@ export class RedisUnavailableError extends Error {
 const MAX_RETRY_DELAY_MS = 2_000;
 /**
  * A connection whose pending command gets no byte back within this is taken for dead and
- * reconnected (a cut without a reset: only silence shows it).
+ * reconnected (a cut without a reset: only silence shows it). Well above the event-loop stalls
+ * a busy node goes through (thousands of clients closing at once): the socket's timer fires on
+ * the first turn after a stall, before the replies that did come are read, and a false cut
+ * costs a reconnect, a resubscription and a presence rebuild.
  */
-const SOCKET_TIMEOUT_MS = 5_000;
+const SOCKET_TIMEOUT_MS = 15_000;
+/** How long a connection attempt may take. */
+const CONNECT_TIMEOUT_MS = 5_000;
 /** Each connection is pinged this often, so a dead subscriber is noticed too (it sends nothing). */
 const PING_EVERY_MS = 1_000;
 /** Channels per SUBSCRIBE when subscribing again after a reconnect. */
@@ -60,6 +65,13 @@ export class RedisLink {
   /** The command connection: plain commands for the other cluster parts. */
   readonly commands: Redis;
   private readonly subscriber: Redis;
+  /**
+   * Heartbeats only (RedisNodes): on the command connection a heartbeat could wait behind
+   * thousands of presence scripts (a mass disconnect, a rebuild after a cut) past the node TTL,
+   * and the others would take this live node for dead.
+   */
+  private readonly heartbeats: Redis;
+  private readonly heartbeatScripts = new Set<string>();
   private readonly handlers = new Map<string, ChannelHandler>();
   private readonly stateListeners: LinkStateListener[] = [];
   private readonly definedScripts = new Set<string>();
@@ -91,10 +103,12 @@ export class RedisLink {
       // The link subscribes again itself, then reports connected (see the file comment).
       autoResubscribe: false,
       socketTimeout: SOCKET_TIMEOUT_MS,
-      connectTimeout: SOCKET_TIMEOUT_MS,
+      connectTimeout: CONNECT_TIMEOUT_MS,
     };
     this.commands = new Redis(options.url, { ...common, connectionName: 'room-manager' });
     this.subscriber = new Redis(options.url, { ...common, connectionName: 'room-manager-sub' });
+    this.heartbeats = new Redis(options.url, { ...common, connectionName: 'room-manager-nodes' });
+    this.heartbeats.on('error', () => undefined); // its failures are the heartbeat's to report
 
     for (const connection of [this.commands, this.subscriber]) {
       connection.on('error', (err: Error) => {
@@ -120,7 +134,7 @@ export class RedisLink {
     });
 
     this.pinger = setInterval(() => {
-      for (const connection of [this.commands, this.subscriber]) {
+      for (const connection of [this.commands, this.subscriber, this.heartbeats]) {
         if (connection.status === 'ready') connection.ping().catch(() => undefined);
       }
     }, PING_EVERY_MS);
@@ -200,6 +214,20 @@ export class RedisLink {
     return command.call(this.commands, ...keys, ...args);
   }
 
+  /** Runs a script on the heartbeat connection (see `heartbeats`). */
+  runHeartbeat<T = unknown>(script: LuaScript, keys: string[], args: ScriptArg[]): Promise<T> {
+    if (!this.heartbeatScripts.has(script.name)) {
+      this.heartbeats.defineCommand(script.name, { lua: script.lua, numberOfKeys: script.keys });
+      this.heartbeatScripts.add(script.name);
+    }
+    // Not connected yet (at start) or reconnecting: the command connection will do meanwhile.
+    if (this.heartbeats.status !== 'ready') return this.run<T>(script, keys, args);
+    const command = (this.heartbeats as unknown as Record<string, (...a: ScriptArg[]) => Promise<T>>)[
+      script.name
+    ]!;
+    return command.call(this.heartbeats, ...keys, ...args);
+  }
+
   /** The error for a command refused while cut off. */
   unavailable(): RedisUnavailableError {
     return new RedisUnavailableError(
@@ -214,7 +242,7 @@ export class RedisLink {
     this.handlers.clear();
     this.isConnected = false;
     await Promise.all(
-      [this.commands, this.subscriber].map(async (connection) => {
+      [this.commands, this.subscriber, this.heartbeats].map(async (connection) => {
         try {
           if (connection.status === 'ready') await connection.quit();
         } catch {

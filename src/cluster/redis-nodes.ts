@@ -389,7 +389,7 @@ export class RedisNodes {
 
   private async heartbeat(): Promise<void> {
     const slot = this.leased!;
-    const [kept, reaped] = (await this.link.run(
+    const [kept, reaped] = (await this.link.runHeartbeat(
       HEARTBEAT,
       [
         this.heartbeatKey(this.nodeId),
