@@ -1,5 +1,5 @@
 /**
- * The bench's MariaDB and PostgreSQL targets: whether their servers answer, and a fresh, empty
+ * The bench's MariaDB and PostgreSQL targets (and the cluster's Redis): whether their servers answer, and a fresh, empty
  * database for each server process the bench starts (dropped and created again), so that every
  * run starts from the same state as SQLite's new temporary file.
  */
@@ -10,7 +10,8 @@ import pg from 'pg';
 /** Resolves true when something accepts TCP connections at the URL's host and port. */
 export function reachable(url: string, timeoutMs = 1000): Promise<boolean> {
   const u = new URL(url);
-  const port = Number(u.port || (u.protocol.startsWith('mysql') ? 3306 : 5432));
+  const defaultPort = u.protocol.startsWith('mysql') ? 3306 : u.protocol.startsWith('redis') ? 6379 : 5432;
+  const port = Number(u.port || defaultPort);
   return new Promise((resolve) => {
     const socket = connect({ host: u.hostname, port, timeout: timeoutMs });
     const done = (ok: boolean) => {

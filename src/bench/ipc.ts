@@ -9,6 +9,12 @@ import type { HistogramData } from './histogram.js';
 export interface ConnectSpec {
   /** ws://127.0.0.1:PORT — the bench only ever targets loopback. */
   url: string;
+  /**
+   * A cluster's nodes (ws://127.0.0.1:PORT each), instead of `url`: the hold's connection i goes
+   * to node i mod N, and member m of room r to node (r + m) mod N, so that a room's members are
+   * on different nodes (as long as members ≤ N).
+   */
+  nodeUrls?: string[];
   /** Local source addresses (127.0.0.x) to spread the connections over. */
   localAddresses: string[];
   /** Prefix of the device_ids this worker invents; unique per worker and scenario. */

@@ -4,7 +4,7 @@
  * (normal end, error, SIGINT).
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
-import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -88,14 +88,97 @@ export function knownTargets(urls: { mysql: string; postgres: string }): Record<
   };
 }
 
+/**
+ * What the scenarios measure: one server process, or the nodes of a cluster taken together
+ * (cluster.ts). CPU and memory are the sum over its processes.
+ */
+export interface ServerUnderTest {
+  readonly spec: TargetSpec;
+  /** The URL clients connect to (a cluster's first node). */
+  readonly url: string;
+  /** A cluster's node URLs: clients are spread over them (see ConnectSpec.nodeUrls). */
+  readonly nodeUrls?: string[];
+  /** Set once a process has exited (for a cluster: the first node that did). */
+  readonly exitStatus: string | undefined;
+  /**
+   * Other processes on this machine the server relies on and whose CPU is worth showing beside
+   * its own (Redis, the database server): they take their share of the same cores.
+   */
+  readonly services: LocalProcess[];
+  rssKiB(): number;
+  cpuSeconds(): number;
+  /** GET / of the server (a cluster: of its first node). */
+  status(): Promise<Record<string, unknown> | undefined>;
+  waitIdle(maxMs: number): Promise<number>;
+  logTail(): string;
+}
+
+/** A process of this machine the bench did not start (Redis, MariaDB), read through /proc. */
+export interface LocalProcess {
+  name: string;
+  pid: number;
+}
+
+/** The first running process whose command name (/proc/<pid>/comm) is one of `names`. */
+export function findLocalProcess(names: string[]): LocalProcess | undefined {
+  let pids: string[];
+  try {
+    pids = readdirSync('/proc').filter((name) => /^\d+$/.test(name));
+  } catch {
+    return undefined; // not Linux
+  }
+  for (const pid of pids) {
+    const comm = processName(Number(pid));
+    if (comm && names.includes(comm)) return { name: comm, pid: Number(pid) };
+  }
+  return undefined;
+}
+
+/** The command name of process `pid` on this machine (/proc/<pid>/comm), if it runs. */
+export function processName(pid: number): string | undefined {
+  return readProc(pid, 'comm')?.trim();
+}
+
+/** CPU time (user + system) a process has used so far, seconds; NaN once it has exited. */
+export function processCpuSeconds(pid: number): number {
+  const stat = readProc(pid, 'stat');
+  if (stat === undefined) return NaN;
+  // Fields after the command name (which may contain spaces) — utime and stime are 14 and 15.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+}
+
+/** Open file descriptors of a process (sockets included), or NaN when it cannot be read. */
+export function openFiles(pid: number): number {
+  try {
+    return readdirSync(`/proc/${pid}/fd`).length;
+  } catch {
+    return NaN;
+  }
+}
+
+/** A warning or error the server logged, with how often it came (the same text counted once). */
+export interface LogProblem {
+  level: 'warn' | 'error' | 'fatal' | 'stderr';
+  msg: string;
+  count: number;
+  /** When it was first and last seen (the bench's clock, ISO): which phase of a scenario it was in. */
+  first: string;
+  last: string;
+}
+
+/** Most distinct problem texts kept per server (their count goes on beyond). */
+const MAX_PROBLEMS = 20;
+
 const START_TIMEOUT_MS = 30_000;
 const STOP_TIMEOUT_MS = 30_000;
 /** Clock ticks per second of /proc/<pid>/stat times (USER_HZ: 100 on every Linux we meet). */
 const CLK_TCK = 100;
 
-export class ServerProcess {
+export class ServerProcess implements ServerUnderTest {
   /** Exit code or signal once the process has exited. */
   exitStatus: string | undefined;
+  services: LocalProcess[] = [];
 
   private constructor(
     readonly spec: TargetSpec,
@@ -104,6 +187,8 @@ export class ServerProcess {
     private readonly tmp: string,
     /** The last lines of the server's output (kept up to date by start()'s readers). */
     private readonly tail: string[],
+    /** Warnings and errors in its log so far (pino levels ≥ 40, and any line on stderr). */
+    private readonly problems: Map<string, LogProblem>,
   ) {
     child.once('exit', (code, signal) => (this.exitStatus = String(code ?? signal)));
   }
@@ -121,8 +206,12 @@ export class ServerProcess {
     return this.child.spawnargs.join(' ');
   }
 
-  /** Starts the target on a free loopback port; resolves once it logged "listening". */
-  static async start(spec: TargetSpec): Promise<ServerProcess> {
+  /**
+   * Starts the target on a free loopback port; resolves once it logged "listening".
+   * `extraArgs(tmp)`: more room-manager flags, given the process's own temporary directory (a
+   * cluster node's --redis-url and --spool-dir).
+   */
+  static async start(spec: TargetSpec, extraArgs?: (tmp: string) => string[]): Promise<ServerProcess> {
     await spec.prepare?.();
     const tmp = mkdtempSync(join(tmpdir(), `room-manager-bench-${spec.name}-`));
     const args =
@@ -144,6 +233,7 @@ export class ServerProcess {
             'json',
             '--status-interval-ms',
             '0',
+            ...(extraArgs?.(tmp) ?? []),
             // BENCH_SERVER_ARGS: extra room-manager flags, for experiments (e.g. "--writer-flush-ms 10").
             ...(process.env.BENCH_SERVER_ARGS ?? '').split(' ').filter(Boolean),
           ];
@@ -153,11 +243,25 @@ export class ServerProcess {
       spawn(process.execPath, [...nodeArgs, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }),
     );
     const tail: string[] = [];
+    const problems = new Map<string, LogProblem>();
+    const note = (level: LogProblem['level'], msg: string): void => {
+      const key = `${level} ${msg}`;
+      const known = problems.get(key);
+      const now = new Date().toISOString();
+      if (known) {
+        known.count++;
+        known.last = now;
+      } else if (problems.size < MAX_PROBLEMS)
+        problems.set(key, { level, msg, count: 1, first: now, last: now });
+    };
     const keep = (line: string): void => {
       tail.push(line);
       if (tail.length > 30) tail.shift();
     };
-    createInterface({ input: child.stderr! }).on('line', keep);
+    createInterface({ input: child.stderr! }).on('line', (line) => {
+      keep(line);
+      if (line.trim()) note('stderr', line.slice(0, 300));
+    });
     const lines = createInterface({ input: child.stdout! });
     // BENCH_SERVER_LOG=FILE keeps the servers' whole output (e.g. with BENCH_SERVER_ARGS
     // "--status-interval-ms 1000" to watch event-loop delay during a run).
@@ -176,16 +280,21 @@ export class ServerProcess {
       });
       lines.on('line', (line) => {
         keep(line); // the server's log is read continuously (a full pipe would stall it); a tail is kept
-        if (started) return;
+        let entry: { msg?: unknown; port?: unknown; level?: unknown; err?: { message?: unknown } };
         try {
-          const entry = JSON.parse(line) as { msg?: unknown; port?: unknown };
-          if (entry.msg === 'listening' && typeof entry.port === 'number') {
-            clearTimeout(timer);
-            started = true;
-            resolve(entry.port);
-          }
+          entry = JSON.parse(line) as typeof entry;
         } catch {
-          /* not a JSON line */
+          return; // not a JSON line
+        }
+        if (typeof entry.level === 'number' && entry.level >= 40) {
+          const level = entry.level >= 60 ? 'fatal' : entry.level >= 50 ? 'error' : 'warn';
+          const reason = typeof entry.err?.message === 'string' ? `: ${entry.err.message}` : '';
+          note(level, `${String(entry.msg)}${reason}`.slice(0, 300));
+        }
+        if (!started && entry.msg === 'listening' && typeof entry.port === 'number') {
+          clearTimeout(timer);
+          started = true;
+          resolve(entry.port);
         }
       });
     }).catch((err: unknown) => {
@@ -193,7 +302,12 @@ export class ServerProcess {
       rmSync(tmp, { recursive: true, force: true });
       throw err;
     });
-    return new ServerProcess(spec, child, port, tmp, tail);
+    return new ServerProcess(spec, child, port, tmp, tail, problems);
+  }
+
+  /** The warnings and errors it logged so far, most frequent first. */
+  logProblems(): LogProblem[] {
+    return [...this.problems.values()].sort((a, b) => b.count - a.count);
   }
 
   /** The last lines the server wrote, for error reports. */
@@ -212,11 +326,7 @@ export class ServerProcess {
 
   /** CPU time (user + system) the server has used so far, seconds; NaN once it has exited. */
   cpuSeconds(): number {
-    const stat = readProc(this.pid, 'stat');
-    if (stat === undefined) return NaN;
-    // Fields after the command name (which may contain spaces) — utime and stime are 14 and 15.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+    return processCpuSeconds(this.pid);
   }
 
   /** GET / of the server (live counts), or undefined when it does not answer. */
@@ -324,6 +434,11 @@ export class Worker {
       });
     });
     return new Worker(index, child);
+  }
+
+  /** CPU time (user + system) this worker has used so far, seconds: the load generator's cost. */
+  cpuSeconds(): number {
+    return this.child.pid === undefined ? NaN : processCpuSeconds(this.child.pid);
   }
 
   /** Sends one command and resolves with the worker's result. */

@@ -4,6 +4,7 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, release, totalmem } from 'node:os';
+import type { ClusterOutcome } from './cluster-scenario.js';
 import type { BenchOptions } from './options.js';
 import {
   medianJoin,
@@ -109,6 +110,8 @@ export interface BenchResults {
     fanout?: Record<string, Outcome<LadderOutcome>>;
     join?: Record<string, Outcome<JoinOutcome>>;
     soak?: Record<string, Outcome<SoakOutcome>>;
+    /** Not per target: the cluster and the single node it is compared with, in one outcome. */
+    cluster?: Outcome<ClusterOutcome>;
   };
   summary: SummaryRow[];
   errors: string[];
@@ -258,7 +261,7 @@ export function summarise(results: Omit<BenchResults, 'summary'>): SummaryRow[] 
 // ---------------------------------------------------------------------------------------------
 // Markdown
 
-function fmt(v: number | string | null | undefined): string {
+export function fmt(v: number | string | null | undefined): string {
   if (v === null || v === undefined) return '—';
   if (typeof v === 'string') return v;
   if (Number.isNaN(v)) return '—';
@@ -299,12 +302,12 @@ function stepsTable(title: string, outcomes: Record<string, Outcome<LadderOutcom
   const lines = [
     `### ${title}: every step`,
     '',
-    '| target | offered (msg/s sent) | asked deliveries/s | delivered/s | delivered share | p50 ms | p99 ms | max ms | server CPU % |',
-    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    '| target | offered (msg/s sent) | asked deliveries/s | delivered/s | delivered share | p50 ms | p99 ms | max ms | server CPU % | load generator CPU % |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   ];
   for (const [target, o] of Object.entries(outcomes)) {
     if (isError(o)) {
-      lines.push(`| ${target} | failed: ${o.error.split('\n')[0]} | | | | | | | |`);
+      lines.push(`| ${target} | failed: ${o.error.split('\n')[0]} | | | | | | | | |`);
       continue;
     }
     const q = o.quarter;
@@ -325,10 +328,10 @@ function stepsTable(title: string, outcomes: Record<string, Outcome<LadderOutcom
     const all = [...o.steps.map((s) => ({ s, label: '' })), ...quarterRows, ...saturationRows];
     for (const { s, label } of all) {
       lines.push(
-        `| ${target}${label} | ${fmt(s.offered)} | ${fmt(s.offeredDeliveries)} | ${fmt(s.deliveredPerSec)} | ${(s.deliveredShare * 100).toFixed(1)} % | ${fmt(s.latency.p50)} | ${fmt(s.latency.p99)} | ${fmt(s.latency.max)} | ${fmt(s.serverCpuPct)} |`,
+        `| ${target}${label} | ${fmt(s.offered)} | ${fmt(s.offeredDeliveries)} | ${fmt(s.deliveredPerSec)} | ${(s.deliveredShare * 100).toFixed(1)} % | ${fmt(s.latency.p50)} | ${fmt(s.latency.p99)} | ${fmt(s.latency.max)} | ${fmt(s.serverCpuPct)} | ${fmt(s.generatorCpuPct)} |`,
       );
     }
-    if (o.stoppedBecause) lines.push(`| ${target} | stopped: ${o.stoppedBecause} | | | | | | | |`);
+    if (o.stoppedBecause) lines.push(`| ${target} | stopped: ${o.stoppedBecause} | | | | | | | | |`);
   }
   return lines.join('\n');
 }
@@ -367,8 +370,8 @@ export function markdown(results: BenchResults): string {
     '',
     `Command: \`${results.command}\``,
     '',
-    summaryTable(results),
-    '',
+    // A run of the cluster alone has no per-target figure: its section follows (cluster-report.ts).
+    ...(results.summary.length ? [summaryTable(results), ''] : []),
     stepsTable('relay', results.scenarios.relay),
     '',
     stepsTable('fanout', results.scenarios.fanout),
@@ -681,6 +684,7 @@ npm run bench -- --smoke           # about 30 s, tiny sizes, results in a tempor
 npm run bench -- --soak            # adds a 10-minute soak of each room-manager target
 npm run bench -- --soak --soak-targets sqlite   # ... of SQLite only
 npm run bench -- --scenarios relay --relay-rates 5000,20000,80000 --duration 3
+npm run bench -- --scenarios cluster   # 3 nodes on Redis and MariaDB against one node (its own section)
 npm run bench -- --help            # every option
 \`\`\`
 

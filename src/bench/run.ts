@@ -7,11 +7,13 @@
  * process, run the scenario, close every client socket, stop the server. Every child process is
  * killed at the end, on error, and on SIGINT.
  */
-import { mkdirSync, mkdtempSync, realpathSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
+import { clusterSection, existingClusterSection, withClusterSection } from './cluster-report.js';
+import { clusterUnavailable, runCluster } from './cluster-scenario.js';
 import { reachable } from './databases.js';
 import { USAGE, parseOptions, type BenchOptions } from './options.js';
 import { ServerProcess, Worker, killAllChildren, knownTargets, type TargetSpec } from './processes.js';
@@ -360,6 +362,31 @@ export async function runBench(argv: string[]): Promise<number> {
           scenarios.join = { ceiling: out.ceiling, ...out };
           break;
         }
+        case 'cluster': {
+          const base = known[opts.clusterTarget]!;
+          const databaseUrl = base.databaseUrl!('');
+          const unavailable = await clusterUnavailable(opts.redisUrl, databaseUrl);
+          if (unavailable) {
+            // --smoke tries it by default (CI has Redis up); asked for by name, it is a failure.
+            log(`cluster: skipped, ${unavailable}`);
+            if (opts.smoke) break;
+            errors.push(`cluster: ${unavailable}`);
+            scenarios.cluster = { error: unavailable };
+            break;
+          }
+          try {
+            scenarios.cluster = await runCluster(ctx, { ...base, databaseUrl: () => databaseUrl });
+            const c = scenarios.cluster;
+            if ('error' in c.hold) errors.push(`cluster/hold: ${c.hold.error}`);
+            if (c.relay.error) errors.push(`cluster/relay: ${c.relay.error}`);
+          } catch (err) {
+            const text = aborted ? 'interrupted' : errorText(err);
+            errors.push(`cluster: ${text}`);
+            log(`cluster FAILED: ${text}`);
+            scenarios.cluster = { error: text };
+          }
+          break;
+        }
       }
     }
 
@@ -438,25 +465,37 @@ export async function runBench(argv: string[]): Promise<number> {
   };
   const json = JSON.stringify(results, null, 2) + '\n';
   await write(`${stamp}.json`, json);
+  // A run of the cluster alone keeps its own latest files and replaces only the Cluster section of
+  // docs/performance.md: the other figures there stay those of the last full run.
+  const clusterOnly = opts.scenarios.every((s) => s === 'cluster') && !opts.soak;
+  const latest = clusterOnly ? 'latest-cluster' : 'latest';
+  const resultsDir = relative(REPO_ROOT, outDir);
+  const cluster = clusterSection(results, `${resultsDir}/${latest}.json`);
   if (!aborted) {
-    await write('latest.json', json);
-    await write('latest.md', markdown(results) + '\n');
-    const chart = relayChart(
-      scenarios.relay,
-      `${opts.relayRooms} rooms × ${opts.relayMembers} members, ${opts.payloadBytes}-byte messages · ${machine.nproc} CPUs, Node ${machine.node} · ${startedAt.toISOString().slice(0, 16)}Z`,
-    );
+    await write(`${latest}.json`, json);
+    await write(`${latest}.md`, markdown(results) + (cluster ? `\n${cluster}\n` : '\n'));
+    const chart = clusterOnly
+      ? undefined
+      : relayChart(
+          scenarios.relay,
+          `${opts.relayRooms} rooms × ${opts.relayMembers} members, ${opts.payloadBytes}-byte messages · ${machine.nproc} CPUs, Node ${machine.node} · ${startedAt.toISOString().slice(0, 16)}Z`,
+        );
     if (chart) await write('latest-relay.svg', chart);
     // docs/performance.md describes the repository's own results: full runs into the repo only.
     const docsDir = join(REPO_ROOT, 'docs');
     const insideRepo = !relative(REPO_ROOT, outDir).startsWith('..');
     if (!opts.smoke && insideRepo && Object.keys(scenarios).length) {
+      const docPath = join(docsDir, 'performance.md');
+      const current = readText(docPath);
       const chartLink = chart ? relative(docsDir, join(outDir, 'latest-relay.svg')) : undefined;
-      const doc = performanceDoc(results, chartLink, relative(REPO_ROOT, outDir));
-      writeFileSync(
-        join(docsDir, 'performance.md'),
-        await prettierFormat(join(docsDir, 'performance.md'), doc),
-      );
-      written.push(join(docsDir, 'performance.md'));
+      const doc = clusterOnly
+        ? withClusterSection(current ?? '# Performance\n', cluster)
+        : withClusterSection(
+            performanceDoc(results, chartLink, resultsDir),
+            cluster ?? existingClusterSection(current),
+          );
+      writeFileSync(docPath, await prettierFormat(docPath, doc));
+      written.push(docPath);
     }
   }
 
@@ -490,6 +529,14 @@ async function prettierFormat(path: string, text: string): Promise<string> {
   }
 }
 
+function readText(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
 /** --smoke: did every scenario actually do its work? (Counts only, never timings.) */
 function smokeChecks(s: BenchResults['scenarios']): string[] {
   const problems: string[] = [];
@@ -511,6 +558,21 @@ function smokeChecks(s: BenchResults['scenarios']): string[] {
   }
   for (const [t, o] of Object.entries(s.join ?? {})) {
     if (!isError(o)) check(`join/${t}: handshakes completed`, o.completed > 0);
+  }
+  const c = s.cluster;
+  if (c && !isError(c)) {
+    if (!isError(c.hold)) {
+      const h = c.hold;
+      check(`cluster/hold: ${h.connections} of ${h.requested} connections`, h.connections === h.requested);
+      check(
+        `cluster/hold: every node held connections (${h.perNode.map((n) => n.connections).join(', ')})`,
+        h.perNode.every((n) => (n.connections ?? 0) > 0),
+      );
+    }
+    check(
+      'cluster/relay: messages delivered across nodes',
+      c.relay.cluster.steps.length > 0 && c.relay.cluster.steps.every((x) => x.latency.count > 0),
+    );
   }
   return problems;
 }

@@ -7,7 +7,7 @@ import { performance } from 'node:perf_hooks';
 import { Histogram, round, type HistogramData, type LatencySummary } from './histogram.js';
 import type { CloseAllResult, HoldResult, JoinResult, RoomsResult, TrafficResult } from './ipc.js';
 import type { BenchOptions } from './options.js';
-import { sleep, type ServerProcess, type Worker } from './processes.js';
+import { processCpuSeconds, sleep, type ServerUnderTest, type Worker } from './processes.js';
 
 export interface Context {
   opts: BenchOptions;
@@ -18,7 +18,7 @@ export interface Context {
 }
 
 /** Most sockets one worker opens: its open-file limit is 20,000 and Node needs a few itself. */
-const MAX_SOCKETS_PER_WORKER = 19_000;
+export const MAX_SOCKETS_PER_WORKER = 19_000;
 /** A ladder stops once the delivered rate falls below this share of the offered one… */
 const SATURATED_SHARE = 0.85;
 /** …or once p99 latency exceeds this (ms). */
@@ -49,7 +49,7 @@ function devicePrefix(scenario: string, worker: number): string {
   return `bench-${scenario}-${process.pid}-${Date.now().toString(36)}-w${worker}`;
 }
 
-async function closeAll(ctx: Context): Promise<CloseAllResult> {
+export async function closeAll(ctx: Context): Promise<CloseAllResult> {
   const results = await Promise.all(
     ctx.workers.map((w) => w.call<CloseAllResult>({ op: 'closeAll', timeoutMs: 10_000 })),
   );
@@ -64,15 +64,45 @@ function mergedLatency(parts: HistogramData[]): LatencySummary {
   return Histogram.fromData(...parts).summary();
 }
 
-/** CPU share of the server between two calls, in % of one core (NaN if the server is gone). */
-function cpuMeter(server: ServerProcess): () => number {
-  const cpu0 = server.cpuSeconds();
+/**
+ * CPU share between two calls of what `cpuSeconds` reads (a server, the workers), in % of one
+ * core (NaN if a process is gone).
+ */
+function cpuMeter(cpuSeconds: () => number): () => number {
+  const cpu0 = cpuSeconds();
   const t0 = performance.now();
-  return () => round(((server.cpuSeconds() - cpu0) / ((performance.now() - t0) / 1000)) * 100, 1);
+  return () => round(((cpuSeconds() - cpu0) / ((performance.now() - t0) / 1000)) * 100, 1);
+}
+
+/** CPU time of every load-generator worker together, seconds. */
+function generatorCpuSeconds(workers: Worker[]): number {
+  return workers.reduce((s, w) => s + w.cpuSeconds(), 0);
+}
+
+/**
+ * The meters of one measurement window: the server, the load generator (the house rule: a
+ * benchmark measures the server, not its generator, so its CPU is shown beside), and the
+ * services the server relies on on this machine.
+ */
+function windowMeters(
+  ctx: Context,
+  server: ServerUnderTest,
+): () => Pick<TrafficStep, 'serverCpuPct' | 'generatorCpuPct' | 'serviceCpuPct'> {
+  const serverCpu = cpuMeter(() => server.cpuSeconds());
+  const generatorCpu = cpuMeter(() => generatorCpuSeconds(ctx.workers));
+  const services = server.services.map((p) => ({
+    name: p.name,
+    read: cpuMeter(() => processCpuSeconds(p.pid)),
+  }));
+  return () => ({
+    serverCpuPct: serverCpu(),
+    generatorCpuPct: generatorCpu(),
+    ...(services.length && { serviceCpuPct: Object.fromEntries(services.map((p) => [p.name, p.read()])) }),
+  });
 }
 
 /** Throws, with the tail of its log, if the server process has died. */
-function assertAlive(server: ServerProcess): void {
+function assertAlive(server: ServerUnderTest): void {
   if (server.exitStatus !== undefined) {
     throw new Error(`the server exited (${server.exitStatus}); its last output:\n${server.logTail()}`);
   }
@@ -91,6 +121,8 @@ export interface HoldOutcome {
   handshakesPerSec: number;
   handshake: LatencySummary;
   serverCpuPct: number;
+  /** CPU of the load-generator workers while connecting, % of one core (all workers together). */
+  generatorCpuPct?: number;
   rssBeforeKiB: number;
   rssAfterKiB: number;
   rssPerConnectionKiB: number;
@@ -99,25 +131,37 @@ export interface HoldOutcome {
   errors: string[];
 }
 
-export async function runHold(ctx: Context, server: ServerProcess): Promise<HoldOutcome> {
+/**
+ * Opens `count` idle connections (default --hold-connections), measures, closes them.
+ * `whileHeld`: called once they are all open and the server is idle, before they are closed (the
+ * cluster scenario reads each node then).
+ */
+export async function runHold(
+  ctx: Context,
+  server: ServerUnderTest,
+  hold: { count?: number; whileHeld?: () => Promise<void> } = {},
+): Promise<HoldOutcome> {
   const { opts, workers } = ctx;
-  const counts = split(opts.holdConnections, workers.length);
+  const requested = hold.count ?? opts.holdConnections;
+  const counts = split(requested, workers.length);
   if (counts[0]! > MAX_SOCKETS_PER_WORKER) {
     throw new Error(
       `${counts[0]} connections per worker exceed the ${MAX_SOCKETS_PER_WORKER} a process can hold; ` +
-        `use --workers ${Math.ceil(opts.holdConnections / MAX_SOCKETS_PER_WORKER)} or more`,
+        `use --workers ${Math.ceil(requested / MAX_SOCKETS_PER_WORKER)} or more`,
     );
   }
   const slices = addressSlices(opts.localAddresses, workers.length);
   await sleep(1_000); // let the fresh server settle before the baseline
   const rssBeforeKiB = server.rssKiB();
-  const cpu = cpuMeter(server);
+  const cpu = cpuMeter(() => server.cpuSeconds());
+  const generatorCpu = cpuMeter(() => generatorCpuSeconds(workers));
   const t0 = performance.now();
   const results = await Promise.all(
     workers.map((w, i) =>
       w.call<HoldResult>({
         op: 'hold',
         url: server.url,
+        nodeUrls: server.nodeUrls,
         count: counts[i]!,
         concurrency: opts.connectConcurrency,
         localAddresses: slices[i]!,
@@ -129,6 +173,7 @@ export async function runHold(ctx: Context, server: ServerProcess): Promise<Hold
   const seconds = (performance.now() - t0) / 1000;
   assertAlive(server);
   const serverCpuPct = cpu();
+  const generatorCpuPct = generatorCpu();
   const connections = results.reduce((s, r) => s + r.opened, 0);
   // Let the server finish its own work (records, GC of handshake garbage) before measuring.
   await server.waitIdle(IDLE_WAIT_MS);
@@ -137,9 +182,10 @@ export async function runHold(ctx: Context, server: ServerProcess): Promise<Hold
   const statuses: Record<string, number> = {};
   for (const r of results)
     for (const [k, n] of Object.entries(r.statuses)) statuses[k] = (statuses[k] ?? 0) + n;
+  await hold.whileHeld?.();
   const closed = await closeAll(ctx);
   return {
-    requested: opts.holdConnections,
+    requested,
     connections,
     failed: results.reduce((s, r) => s + r.failed, 0),
     statuses,
@@ -147,6 +193,7 @@ export async function runHold(ctx: Context, server: ServerProcess): Promise<Hold
     handshakesPerSec: round(connections / seconds, 1),
     handshake: mergedLatency(results.map((r) => r.handshake)),
     serverCpuPct,
+    generatorCpuPct,
     rssBeforeKiB,
     rssAfterKiB,
     rssPerConnectionKiB: connections ? round((rssAfterKiB - rssBeforeKiB) / connections, 2) : 0,
@@ -173,6 +220,10 @@ export interface TrafficStep {
   skipped: number;
   latency: LatencySummary;
   serverCpuPct: number;
+  /** CPU of the load-generator workers in the window, % of one core (all workers together). */
+  generatorCpuPct?: number;
+  /** CPU of the services the server relies on on this machine (Redis, MariaDB), % of one core. */
+  serviceCpuPct?: Record<string, number>;
   rssKiB: number;
 }
 
@@ -190,7 +241,7 @@ export interface OpenRooms extends RoomsSetup {
 
 export async function openRooms(
   ctx: Context,
-  server: ServerProcess,
+  server: ServerUnderTest,
   setup: RoomsSetup,
   scenario: string,
 ): Promise<OpenRooms> {
@@ -205,6 +256,7 @@ export async function openRooms(
       w.call<RoomsResult>({
         op: 'rooms',
         url: server.url,
+        nodeUrls: server.nodeUrls,
         rooms: roomsPerWorker[i]!,
         members: setup.members,
         concurrency: opts.connectConcurrency,
@@ -226,17 +278,17 @@ export async function openRooms(
 /** One step: warm-up, window, drain at `rate` msgs/s offered; then wait for the server's records. */
 export async function trafficStep(
   ctx: Context,
-  server: ServerProcess,
+  server: ServerUnderTest,
   rooms: OpenRooms,
   rate: number,
   timing: { warmupMs: number; durationMs: number; drainMs: number },
 ): Promise<TrafficStep> {
   const { opts, workers } = ctx;
-  // CPU of the server over the window only.
-  let meter: (() => number) | undefined;
-  let serverCpuPct: number | undefined;
-  const t1 = setTimeout(() => (meter = cpuMeter(server)), timing.warmupMs);
-  const t2 = setTimeout(() => (serverCpuPct = meter?.() ?? 0), timing.warmupMs + timing.durationMs);
+  // CPU over the window only.
+  let meter: ReturnType<typeof windowMeters> | undefined;
+  let cpu: ReturnType<ReturnType<typeof windowMeters>> | undefined;
+  const t1 = setTimeout(() => (meter = windowMeters(ctx, server)), timing.warmupMs);
+  const t2 = setTimeout(() => (cpu = meter?.()), timing.warmupMs + timing.durationMs);
   let results: TrafficResult[];
   try {
     results = await Promise.all(
@@ -258,7 +310,7 @@ export async function trafficStep(
     clearTimeout(t2);
     // The workers can answer before the window's timer fires (a drain with nothing left to wait
     // for, on a busy machine): the CPU is then read now, a little after the window, not left at 0.
-    serverCpuPct ??= meter?.() ?? 0;
+    cpu ??= meter?.();
   }
   assertAlive(server);
   const rssKiB = server.rssKiB();
@@ -273,14 +325,16 @@ export async function trafficStep(
     deliveredShare: expected ? round(sum((r) => r.deliveredOfWindow) / expected, 4) : 0,
     skipped: sum((r) => r.skipped),
     latency: mergedLatency(results.map((r) => r.latency)),
-    serverCpuPct,
+    serverCpuPct: cpu?.serverCpuPct ?? 0,
+    generatorCpuPct: cpu?.generatorCpuPct,
+    ...(cpu?.serviceCpuPct && { serviceCpuPct: cpu.serviceCpuPct }),
     rssKiB,
   };
   await server.waitIdle(IDLE_WAIT_MS);
   return step;
 }
 
-function stepTiming(opts: BenchOptions): { warmupMs: number; durationMs: number; drainMs: number } {
+export function stepTiming(opts: BenchOptions): { warmupMs: number; durationMs: number; drainMs: number } {
   return {
     warmupMs: opts.warmup * 1000,
     durationMs: opts.duration * 1000,
@@ -288,12 +342,24 @@ function stepTiming(opts: BenchOptions): { warmupMs: number; durationMs: number;
   };
 }
 
-function describeStep(s: TrafficStep): string {
+export function describeStep(s: TrafficStep): string {
+  const services = Object.entries(s.serviceCpuPct ?? {})
+    .map(([name, pct]) => `, ${name} ${pct}%`)
+    .join('');
   return (
     `offered ${s.offered}/s → delivered ${Math.round(s.deliveredPerSec)}/s ` +
     `(of ${s.offeredDeliveries}/s), p50 ${s.latency.p50} ms, p99 ${s.latency.p99} ms, max ${s.latency.max} ms, ` +
-    `server CPU ${s.serverCpuPct}%`
+    `server CPU ${s.serverCpuPct}%, generator ${s.generatorCpuPct ?? '-'}%${services}`
   );
+}
+
+/** Why a ladder goes no higher after this step (the server is saturated), or undefined. */
+export function ladderEnds(step: TrafficStep): string | undefined {
+  if (step.deliveredPerSec < SATURATED_SHARE * step.offeredDeliveries)
+    return `delivered fell below ${SATURATED_SHARE * 100}% of offered at ${step.offered}/s`;
+  if (step.latency.p99 > EXPLODED_P99_MS)
+    return `p99 latency above ${EXPLODED_P99_MS} ms at ${step.offered}/s`;
+  return undefined;
 }
 
 /** The offered load (messages sent per second) that a ladder's saturation corresponds to. */
@@ -341,7 +407,7 @@ export interface LadderOutcome extends RoomsSetup {
  */
 export async function runLadder(
   ctx: Context,
-  server: ServerProcess,
+  server: ServerUnderTest,
   setup: RoomsSetup,
   rates: number[],
   scenario: string,
@@ -368,11 +434,7 @@ export async function runLadder(
       const step = await trafficStep(ctx, server, rooms, rate, timing);
       steps.push(step);
       ctx.log(`    ${describeStep(step)}`);
-      if (step.deliveredPerSec < SATURATED_SHARE * step.offeredDeliveries) {
-        stoppedBecause = `delivered fell below ${SATURATED_SHARE * 100}% of offered at ${rate}/s`;
-      } else if (step.latency.p99 > EXPLODED_P99_MS) {
-        stoppedBecause = `p99 latency above ${EXPLODED_P99_MS} ms at ${rate}/s`;
-      }
+      stoppedBecause = ladderEnds(step);
       if (stoppedBecause) break;
     }
     const saturation = steps.reduce<TrafficStep | undefined>(
@@ -416,7 +478,7 @@ export async function runLadder(
  */
 export async function alternatedRounds(
   ctx: Context,
-  servers: { ceiling: ServerProcess; target: ServerProcess },
+  servers: { ceiling: ServerUnderTest; target: ServerUnderTest },
   setup: RoomsSetup,
   rates: { ceiling: number; target: number },
   rounds: number,
@@ -483,13 +545,13 @@ export function medianJoin(runs: readonly JoinOutcome[]): JoinOutcome | undefine
   return median && { ...median, rounds: [...runs] };
 }
 
-export async function runJoin(ctx: Context, server: ServerProcess): Promise<JoinOutcome> {
+export async function runJoin(ctx: Context, server: ServerUnderTest): Promise<JoinOutcome> {
   const { opts, workers } = ctx;
   const slices = addressSlices(opts.localAddresses, workers.length);
   const timing = stepTiming(opts);
   let meter: (() => number) | undefined;
   let serverCpuPct: number | undefined;
-  const t1 = setTimeout(() => (meter = cpuMeter(server)), timing.warmupMs);
+  const t1 = setTimeout(() => (meter = cpuMeter(() => server.cpuSeconds())), timing.warmupMs);
   const t2 = setTimeout(() => (serverCpuPct = meter?.() ?? 0), timing.warmupMs + timing.durationMs);
   let results: JoinResult[];
   try {
@@ -557,7 +619,7 @@ export interface SoakOutcome {
 
 export async function runSoak(
   ctx: Context,
-  server: ServerProcess,
+  server: ServerUnderTest,
   setup: RoomsSetup,
   rate: number,
   rateSource: string,

@@ -84,19 +84,25 @@ interface Handshake {
   ms: number;
 }
 
+/** The URL of the n-th connection of a command: its node in a cluster (see ConnectSpec.nodeUrls). */
+function urlOf(spec: ConnectSpec, n: number): string {
+  const nodes = spec.nodeUrls;
+  return nodes?.length ? nodes[n % nodes.length]! : spec.url;
+}
+
 /**
  * Connects, waits for the connection frame, sends the hello, waits for the room reply. The
  * returned socket is in `open` and delivers room messages to `onRoomMessage`.
  */
 function handshake(
-  spec: ConnectSpec,
+  url: string,
   localAddress: string,
   hello: Record<string, string>,
   timeoutMs: number,
 ): Promise<Handshake> {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
-    const ws = new WebSocket(spec.url, {
+    const ws = new WebSocket(url, {
       localAddress,
       perMessageDeflate: false,
       // The bench trusts the servers' UTF-8; validating it would only burn load-generator CPU.
@@ -196,7 +202,7 @@ async function hold(cmd: HoldCommand): Promise<HoldResult> {
     try {
       const addr = cmd.localAddresses[i % cmd.localAddresses.length]!;
       const h = await handshake(
-        cmd,
+        urlOf(cmd, i),
         addr,
         { device_id: `${cmd.devicePrefix}-${i}`, identity: 'bench-hold' },
         left,
@@ -231,7 +237,7 @@ async function openRooms(cmd: RoomsCommand): Promise<RoomsResult> {
     try {
       const left = (): number => Math.max(1, deadline - performance.now());
       const first = await handshake(
-        cmd,
+        urlOf(cmd, r),
         nextAddress(),
         { device_id: `${cmd.devicePrefix}-r${r}-m0`, identity: 'bench-member' },
         left(),
@@ -240,7 +246,7 @@ async function openRooms(cmd: RoomsCommand): Promise<RoomsResult> {
       const room: LiveRoom = { id: first.roomId, members: [first.ws] };
       for (let m = 1; m < cmd.members; m++) {
         const h = await handshake(
-          cmd,
+          urlOf(cmd, r + m),
           nextAddress(),
           { device_id: `${cmd.devicePrefix}-r${r}-m${m}`, identity: 'bench-member', room_id: first.roomId },
           left(),
@@ -366,7 +372,7 @@ async function join(cmd: JoinCommand): Promise<JoinResult> {
       const addr = cmd.localAddresses[i % cmd.localAddresses.length]!;
       try {
         const h = await handshake(
-          cmd,
+          urlOf(cmd, i),
           addr,
           { device_id: `${cmd.devicePrefix}-${i}`, identity: 'bench-join' },
           10_000,
