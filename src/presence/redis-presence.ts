@@ -81,6 +81,8 @@ export class RedisPresence implements Presence {
    * shows one is not news (it would be told as a join, then a leave).
    */
   private readonly leaving = new Map<number, Leaving>();
+  /** The same leaves by room: a room that closes drops its own without a pass over them all. */
+  private readonly leavingByRoom = new Map<string, Set<number>>();
   private readonly joinWaiters = new Map<number, JoinWaiter>();
   private readonly stopWatchingLink: () => void;
   private restoring: Promise<void> | undefined;
@@ -113,8 +115,11 @@ export class RedisPresence implements Presence {
     this.rooms.delete(roomId);
     room.unwatched = true;
     this.link.unlisten(room.keys.channel);
-    for (const [connId, leaving] of [...this.leaving]) {
-      if (leaving.roomId === roomId && leaving.done) this.leaving.delete(connId);
+    const leaves = this.leavingByRoom.get(roomId);
+    if (leaves) {
+      for (const connId of [...leaves]) {
+        if (this.leaving.get(connId)?.done) this.dropLeaving(connId);
+      }
     }
   }
 
@@ -186,11 +191,24 @@ export class RedisPresence implements Presence {
 
   private sendLeave(roomId: string, connId: number): void {
     const leaving: Leaving = { roomId, done: false, echoed: false };
+    this.dropLeaving(connId);
     this.leaving.set(connId, leaving);
+    let leaves = this.leavingByRoom.get(roomId);
+    if (!leaves) this.leavingByRoom.set(roomId, (leaves = new Set()));
+    leaves.add(connId);
     if (!this.link.connected) return; // sent after the reconnect
     this.runLeave(connId, leaving).catch((err: unknown) =>
       this.log.debug({ err, roomId, connId }, 'presence: leave not sent; sent again after reconnecting'),
     );
+  }
+
+  private dropLeaving(connId: number): void {
+    const leaving = this.leaving.get(connId);
+    if (!leaving) return;
+    this.leaving.delete(connId);
+    const leaves = this.leavingByRoom.get(leaving.roomId);
+    leaves?.delete(connId);
+    if (leaves?.size === 0) this.leavingByRoom.delete(leaving.roomId);
   }
 
   private async runLeave(connId: number, leaving: Leaving): Promise<void> {
@@ -204,7 +222,7 @@ export class RedisPresence implements Presence {
     leaving.done = true;
     // Nothing was removed, its event came already, or nobody here watches: nothing to wait for.
     const waitForEvent = removed !== undefined && !leaving.echoed && this.rooms.has(roomId);
-    if (!waitForEvent && this.leaving.get(connId) === leaving) this.leaving.delete(connId);
+    if (!waitForEvent && this.leaving.get(connId) === leaving) this.dropLeaving(connId);
   }
 
   /** watch()'s work: the channel first, then the snapshot, so no event falls between. */
@@ -275,7 +293,7 @@ export class RedisPresence implements Presence {
       const leaving = this.leaving.get(event.connId);
       if (leaving) {
         leaving.echoed = true;
-        if (leaving.done) this.leaving.delete(event.connId);
+        if (leaving.done) this.dropLeaving(event.connId);
       }
       this.tell(() => view.remove(event.connId));
       return;
@@ -343,7 +361,7 @@ export class RedisPresence implements Presence {
             if (room.view && !room.ready && !room.unwatched) await this.sync(room);
           }
           for (const [connId, leaving] of doneBefore) {
-            if (this.leaving.get(connId) === leaving) this.leaving.delete(connId);
+            if (this.leaving.get(connId) === leaving) this.dropLeaving(connId);
           }
         } catch (err) {
           // Cut off again: the next reconnect starts over.
