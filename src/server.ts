@@ -381,7 +381,12 @@ export class RoomServer {
    */
   private async joinCluster(store: Store): Promise<void> {
     const { config, log } = this;
-    const link = (this.link = new RedisLink({ url: config.redisUrl, prefix: config.redisPrefix, log }));
+    const link = (this.link = new RedisLink({
+      url: config.redisUrl,
+      prefix: config.redisPrefix,
+      nodeId: this.nodeId,
+      log,
+    }));
     const nodes = new RedisNodes({
       link,
       nodeId: this.nodeId,

@@ -17,7 +17,17 @@ export interface RedisLinkOptions {
   url: string;
   /** Put before every key and channel name (several clusters or test runs can share a Redis). */
   prefix: string;
+  /** This node's id: the heartbeat connection is named after it (see heartbeatClientName). */
+  nodeId?: string;
   log: Logger;
+}
+
+/**
+ * The client name of a node's heartbeat connection, as CLIENT LIST shows it: the other nodes
+ * look for it before they reap a node whose heartbeat lapsed (see RedisNodes).
+ */
+export function heartbeatClientName(prefix: string, nodeId: string): string {
+  return `${prefix}node:${nodeId}`.replace(/[^A-Za-z0-9:_.-]/g, '_');
 }
 
 /** Receives a channel's messages, as bytes (payloads are UTF-8 JSON with framing: see the bus). */
@@ -113,7 +123,12 @@ export class RedisLink {
       enableAutoPipelining: true,
     });
     this.subscriber = new Redis(options.url, { ...common, connectionName: 'room-manager-sub' });
-    this.heartbeats = new Redis(options.url, { ...common, connectionName: 'room-manager-nodes' });
+    this.heartbeats = new Redis(options.url, {
+      ...common,
+      connectionName: options.nodeId
+        ? heartbeatClientName(options.prefix, options.nodeId)
+        : 'room-manager-nodes',
+    });
     this.heartbeats.on('error', () => undefined); // its failures are the heartbeat's to report
 
     for (const connection of [this.commands, this.subscriber]) {

@@ -16,7 +16,7 @@
  * room's presence channel, with the room's presence version, which a snapshot also reads.
  */
 import type { Logger } from 'pino';
-import type { LuaScript, RedisLink } from './redis-link.js';
+import { heartbeatClientName, type LuaScript, type RedisLink } from './redis-link.js';
 
 /** A connection in a room: the shape of presence's PresenceEntry (the cluster sits below presence). */
 export interface RoomConnection {
@@ -301,6 +301,8 @@ export class RedisNodes {
   private readonly onReaped: RedisNodesOptions['onReaped'];
   private readonly onSlotChanged: RedisNodesOptions['onSlotChanged'];
   private readonly onEvicted: RedisNodesOptions['onEvicted'];
+  /** Nodes whose heartbeat this node found lapsed, and since when (see reapDead). */
+  private readonly lapsedSince = new Map<string, number>();
   private readonly log: Logger;
   private timer: NodeJS.Timeout | undefined;
   private leased: number | undefined;
@@ -420,13 +422,36 @@ export class RedisNodes {
     const members = (await this.link.commands.smembers(this.link.key('nodes'))).filter(
       (id) => id !== this.nodeId,
     );
-    if (members.length === 0) return;
     const pipeline = this.link.commands.pipeline();
     for (const id of members) pipeline.exists(this.heartbeatKey(id));
     const alive = (await pipeline.exec()) ?? [];
-    for (let i = 0; i < members.length; i++) {
+    const lapsed = members.filter((_, i) => {
       const [err, exists] = alive[i] ?? [null, 1];
-      if (!err && exists === 0) await this.reap(members[i]!);
+      return !err && exists === 0;
+    });
+    for (const id of this.lapsedSince.keys()) if (!lapsed.includes(id)) this.lapsedSince.delete(id);
+    if (lapsed.length === 0) return;
+    const connected = await this.nodesStillConnected();
+    const now = Date.now();
+    for (const id of lapsed) {
+      const since = this.lapsedSince.get(id) ?? now;
+      this.lapsedSince.set(id, since);
+      // A killed node's connections were closed by its kernel: it is reaped at once. One whose
+      // heartbeat connection is still open is stalled (a long turn of its event loop, a paused
+      // VM): it gets two TTLs more to beat again before it is reaped all the same.
+      if (connected.has(heartbeatClientName(this.link.prefix, id)) && now - since < 2 * this.ttlMs) continue;
+      this.lapsedSince.delete(id);
+      await this.reap(id);
+    }
+  }
+
+  /** Client names of the connections Redis has open (none known where CLIENT LIST is refused). */
+  private async nodesStillConnected(): Promise<Set<string>> {
+    try {
+      const list = String(await this.link.commands.call('CLIENT', 'LIST', 'TYPE', 'normal'));
+      return new Set([...list.matchAll(/ name=(\S+)/g)].map((m) => m[1]!));
+    } catch {
+      return new Set();
     }
   }
 
