@@ -105,8 +105,8 @@ export class Session implements Member {
   private state: State = 'hello';
   private room: Room | undefined;
   /**
-   * Live messages and presence events held back while a resume looks up what to replay (they
-   * must follow the room reply and the replay); undefined otherwise.
+   * Live messages and presence events held back from the moment the session is a member until
+   * its room reply (and a resume's replay) is sent: they must follow it; undefined otherwise.
    */
   private held: (RoomMessage | string)[] | undefined;
   /** Highest seq sent to this client in its room: nothing is sent twice across replay and live. */
