@@ -149,10 +149,7 @@ export class RoomServer {
         flushMs: config.writerFlushMs,
         queueMax: config.writerQueueMax,
         writeTimeoutMs: config.writerTimeoutMs,
-        // Cluster mode: nodes on one host may share the folder; each node (by its port) its file.
-        spoolPath: cluster
-          ? spoolFileFor(config.spoolDir, config.databaseUrl).replace(/\.spool$/, `-port${config.port}.spool`)
-          : spoolFileFor(config.spoolDir, config.databaseUrl),
+        spoolPath: spoolFileFor(config.spoolDir, config.databaseUrl, cluster ? config.port : undefined),
         legacySpoolPath: legacySpoolFileFor(config.spoolDir, config.databaseUrl),
         idSlot: this.nodes?.slot(),
       },

@@ -24,7 +24,7 @@ import type {
   RoomMessageHandler,
   SeqStart,
 } from './bus.js';
-import { SEQ_BLOCK } from './seq-reservations.js';
+import { MAX_HELD, MAX_SEQ_BLOCK, SEQ_BLOCK } from './seq-reservations.js';
 import type { LuaScript, RedisLink, ScriptArg } from '../cluster/redis-link.js';
 
 export interface RedisBusOptions {
@@ -37,10 +37,6 @@ export interface RedisBusOptions {
   log: Logger;
 }
 
-/** The largest block a busy room grows to (as SeqReservations). */
-const MAX_SEQ_BLOCK = 1 << 20;
-/** Messages a room holds on this node while it waits; past it they are refused (unavailable). */
-const MAX_HELD = 10_000;
 /** Most messages in one script call, and (roughly) most payload bytes. */
 const MAX_BATCH = 256;
 const MAX_BATCH_BYTES = 1 << 20;

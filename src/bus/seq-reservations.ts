@@ -33,9 +33,9 @@ export class SeqsUnavailableError extends Error {
 /** Seqs reserved at a time at first. */
 export const SEQ_BLOCK = 1024;
 /** The largest block a busy room grows to. */
-const MAX_SEQ_BLOCK = 1 << 20;
+export const MAX_SEQ_BLOCK = 1 << 20;
 /** Messages a room holds while it waits for seqs; past it they are refused (unavailable). */
-const MAX_HELD = 10_000;
+export const MAX_HELD = 10_000;
 
 /** A room's seq counter on this node. */
 export class RoomSeqs {

@@ -53,8 +53,9 @@ const readAsync = promisify(read);
  * never replay each other's records into the wrong database. The name is derived from the URL
  * without its credentials (changing a password keeps the file).
  */
-export function spoolFileFor(dir: string, databaseUrl: string): string {
-  return join(dir, `${spoolBaseName(databaseUrl)}.spool`);
+export function spoolFileFor(dir: string, databaseUrl: string, port?: number): string {
+  // Cluster mode: nodes on one host may share the folder; each node (by its port) its own file.
+  return join(dir, `${spoolBaseName(databaseUrl)}${port === undefined ? '' : `-port${port}`}.spool`);
 }
 
 /** The JSON-lines spool of versions before 0.2, replayed once at start if one is left. */

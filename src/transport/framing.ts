@@ -106,14 +106,6 @@ export function preframed(text: string): readonly Buffer[] {
   return textFrame(Buffer.from(text));
 }
 
-/** The payload bytes of a frame made here: its length less its header's (RFC 6455 5.2). */
-export function framedPayloadBytes(wire: readonly Buffer[]): number {
-  if (wire.length === 2) return wire[1]!.length;
-  const head = wire[0]!;
-  const len = head[1]! & 0x7f;
-  return len < 126 ? len : len === 126 ? head.readUInt16BE(2) : head.length - 10;
-}
-
 /** Writes a frame from `preframed` (no cork: it is sent once, at the start of a connection). */
 export function sendPreframed(socket: WebSocket, wire: readonly Buffer[]): void {
   (socket as unknown as WsInternals)._sender.sendFrame(wire);
@@ -128,6 +120,7 @@ let level1Of: RoomMessage | undefined;
 let level1Wire: readonly Buffer[] = [];
 let level2Of: RoomMessage | undefined;
 let level2Wire: readonly Buffer[] = [];
+let level2Bytes = 0;
 
 /** Sends a message's Level 1 bytes; returns the payload bytes sent. */
 export function sendFramed(socket: WebSocket, message: RoomMessage): number {
@@ -143,10 +136,12 @@ export function sendFramed(socket: WebSocket, message: RoomMessage): number {
 /** Sends a message's Level 2 envelope; returns the payload bytes sent. */
 export function sendEnvelopeFramed(socket: WebSocket, message: RoomMessage): number {
   if (level2Of !== message) {
-    level2Wire = textFrame(Buffer.from(messageEnvelope(message)));
+    const envelope = Buffer.from(messageEnvelope(message));
+    level2Wire = textFrame(envelope);
+    level2Bytes = envelope.length;
     level2Of = message;
   }
   corkForTick(socket);
   (socket as unknown as WsInternals)._sender.sendFrame(level2Wire);
-  return framedPayloadBytes(level2Wire);
+  return level2Bytes;
 }
